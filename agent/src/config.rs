@@ -1,0 +1,110 @@
+//! Agent configuration: command-line flags with environment fallbacks,
+//! validated once into an [`AgentConfig`].
+
+use std::time::Duration;
+
+use clap::Args;
+use vantage_shared::{TargetSet, TargetSpec};
+
+use crate::policy::LocalPolicy;
+
+pub const ENV_COORDINATOR: &str = "VANTAGE_COORDINATOR";
+pub const ENV_REGION: &str = "VANTAGE_REGION";
+pub const ENV_AGENT_NAME: &str = "VANTAGE_AGENT_NAME";
+pub const ENV_ALLOW: &str = "VANTAGE_AGENT_ALLOW";
+pub const ENV_DENY: &str = "VANTAGE_AGENT_DENY";
+
+/// Flags of `vantage-agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Coordinator to dial out to, e.g. http://127.0.0.1:7420.
+    #[arg(long, env = ENV_COORDINATOR)]
+    pub coordinator: String,
+
+    /// Region this agent scans from (shown next to every observation).
+    #[arg(long, env = ENV_REGION, default_value = "local")]
+    pub region: String,
+
+    /// Agent name; defaults to the host name.
+    #[arg(long, env = ENV_AGENT_NAME)]
+    pub name: Option<String>,
+
+    /// Addresses this agent may ever scan, whatever the coordinator says
+    /// (targets syntax: 198.18.0.0/15, 127.0.0.1, ...). Default: loopback only.
+    #[arg(long, env = ENV_ALLOW, default_value = "127.0.0.0/8,::1")]
+    pub allow: String,
+
+    /// Addresses this agent never scans, even inside --allow.
+    #[arg(long, env = ENV_DENY, default_value = "")]
+    pub deny: String,
+
+    /// Shards to run at once.
+    #[arg(long, default_value_t = 2)]
+    pub capacity: u32,
+
+    /// Upper bound on probes in flight per shard (the assignment may ask for fewer).
+    #[arg(long, default_value_t = 8192)]
+    pub max_in_flight: u32,
+}
+
+/// A validated agent configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub coordinator: String,
+    pub name: String,
+    pub region: String,
+    pub capacity: u32,
+    pub max_in_flight: u32,
+    pub policy: LocalPolicy,
+    /// Pause after a failed connection, doubled up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--allow: {0}")]
+    Allow(vantage_shared::target::TargetError),
+    #[error("--deny: {0}")]
+    Deny(vantage_shared::target::TargetError),
+    #[error("--allow must name at least one address")]
+    EmptyAllow,
+    #[error("--capacity must be at least 1")]
+    Capacity,
+    #[error("--region must not be empty")]
+    Region,
+}
+
+impl AgentArgs {
+    pub fn validate(self) -> Result<AgentConfig, ConfigError> {
+        let allow = TargetSpec::parse(&self.allow).map_err(ConfigError::Allow)?.resolve();
+        let deny = TargetSet::parse(&self.deny).map_err(ConfigError::Deny)?;
+        if allow.is_empty() {
+            return Err(ConfigError::EmptyAllow);
+        }
+        if self.capacity == 0 {
+            return Err(ConfigError::Capacity);
+        }
+        if self.region.trim().is_empty() {
+            return Err(ConfigError::Region);
+        }
+        Ok(AgentConfig {
+            coordinator: self.coordinator,
+            name: self.name.unwrap_or_else(default_name),
+            region: self.region,
+            capacity: self.capacity,
+            max_in_flight: self.max_in_flight.max(1),
+            policy: LocalPolicy::new(allow, deny),
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+        })
+    }
+}
+
+fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "agent".to_string())
+}

@@ -1,0 +1,22 @@
+//! `vantage-agent`: the part of Vantage that touches the network.
+//!
+//! Agents run in cloud regions, the true outside view of an organisation.
+//! They dial out to the coordinator (so they work behind NAT), accept typed
+//! work only, check every address against the assignment's scope and their
+//! own local policy, probe, and stream observations back.
+//!
+//! # Layout
+//! * [`config`]: flags and their validation into an [`AgentConfig`].
+//! * [`policy`]: the agent's local allow/deny lists.
+//! * [`session`]: the connection to the coordinator and its reconnect loop.
+//! * [`work`]: running one assignment: batches, acknowledgements, completion.
+//! * [`engine`]: the scanner itself (probe order, connect scan, banners).
+
+pub mod config;
+pub mod engine;
+pub mod policy;
+pub mod session;
+pub mod work;
+
+pub use config::{AgentArgs, AgentConfig};
+pub use session::Agent;

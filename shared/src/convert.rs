@@ -1,0 +1,222 @@
+//! Conversions between the wire messages of `vantage-proto` and the domain
+//! types of this crate. Everything that arrives off the wire passes through
+//! here once and is validated; the rest of the code only sees domain types.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use vantage_proto::v1;
+
+use crate::addr::AddrRange;
+use crate::observation::{Observation, PortState, Proto};
+use crate::ports::{PortRange, PortSpec};
+use crate::scope::Scope;
+use crate::target::TargetSet;
+
+/// A wire message that does not describe a valid domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("address of {0} bytes (expected 4 or 16)")]
+    AddrLength(usize),
+    #[error("invalid address range")]
+    AddrRange,
+    #[error("invalid port range {0}-{1}")]
+    PortRange(u32, u32),
+    #[error("empty port list")]
+    NoPorts,
+    #[error("unknown protocol or port state {0}")]
+    Enum(i32),
+}
+
+pub fn addr_from_bytes(b: &[u8]) -> Result<IpAddr, ConvertError> {
+    match b.len() {
+        4 => Ok(IpAddr::from(<[u8; 4]>::try_from(b).unwrap())),
+        16 => Ok(IpAddr::from(<[u8; 16]>::try_from(b).unwrap())),
+        n => Err(ConvertError::AddrLength(n)),
+    }
+}
+
+pub fn addr_to_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+impl From<&AddrRange> for v1::AddrRange {
+    fn from(r: &AddrRange) -> Self {
+        v1::AddrRange { first: addr_to_bytes(r.first()), last: addr_to_bytes(r.last()) }
+    }
+}
+
+impl TryFrom<&v1::AddrRange> for AddrRange {
+    type Error = ConvertError;
+    fn try_from(r: &v1::AddrRange) -> Result<Self, ConvertError> {
+        AddrRange::new(addr_from_bytes(&r.first)?, addr_from_bytes(&r.last)?).ok_or(ConvertError::AddrRange)
+    }
+}
+
+pub fn ranges_to_wire(ranges: &[AddrRange]) -> Vec<v1::AddrRange> {
+    ranges.iter().map(Into::into).collect()
+}
+
+pub fn target_set_from_wire(ranges: &[v1::AddrRange]) -> Result<TargetSet, ConvertError> {
+    Ok(TargetSet::from_ranges(ranges.iter().map(AddrRange::try_from).collect::<Result<_, _>>()?))
+}
+
+pub fn ports_to_wire(ports: &PortSpec) -> Vec<v1::PortRange> {
+    ports
+        .ranges()
+        .iter()
+        .map(|r| v1::PortRange { first: u32::from(r.first), last: u32::from(r.last) })
+        .collect()
+}
+
+pub fn ports_from_wire(ranges: &[v1::PortRange]) -> Result<PortSpec, ConvertError> {
+    if ranges.is_empty() {
+        return Err(ConvertError::NoPorts);
+    }
+    let ranges = ranges
+        .iter()
+        .map(|r| match (u16::try_from(r.first), u16::try_from(r.last)) {
+            (Ok(first), Ok(last)) if first >= 1 && first <= last => Ok(PortRange { first, last }),
+            _ => Err(ConvertError::PortRange(r.first, r.last)),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PortSpec::from_ranges(ranges))
+}
+
+impl From<&Scope> for v1::Scope {
+    fn from(s: &Scope) -> Self {
+        v1::Scope { allow: ranges_to_wire(s.allow().ranges()), exclude: ranges_to_wire(s.exclude().ranges()) }
+    }
+}
+
+impl TryFrom<&v1::Scope> for Scope {
+    type Error = ConvertError;
+    fn try_from(s: &v1::Scope) -> Result<Self, ConvertError> {
+        Ok(Scope::new(target_set_from_wire(&s.allow)?, target_set_from_wire(&s.exclude)?))
+    }
+}
+
+pub fn duration_to_wire(d: Duration) -> prost_types::Duration {
+    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+/// Negative or missing durations read as `None`.
+pub fn duration_from_wire(d: Option<&prost_types::Duration>) -> Option<Duration> {
+    let d = d?;
+    (d.seconds >= 0 && d.nanos >= 0).then(|| Duration::new(d.seconds as u64, d.nanos as u32))
+}
+
+pub fn time_to_wire(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+pub fn time_from_wire(t: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
+    let t = t?;
+    (t.seconds >= 0 && t.nanos >= 0).then(|| UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32))
+}
+
+impl From<Proto> for v1::Proto {
+    fn from(p: Proto) -> Self {
+        match p {
+            Proto::Tcp => v1::Proto::Tcp,
+            Proto::Udp => v1::Proto::Udp,
+        }
+    }
+}
+
+impl From<PortState> for v1::PortState {
+    fn from(s: PortState) -> Self {
+        match s {
+            PortState::Open => v1::PortState::Open,
+            PortState::Closed => v1::PortState::Closed,
+            PortState::Filtered => v1::PortState::Filtered,
+        }
+    }
+}
+
+impl From<&Observation> for v1::Observation {
+    fn from(o: &Observation) -> Self {
+        v1::Observation {
+            addr: addr_to_bytes(o.addr),
+            proto: v1::Proto::from(o.proto) as i32,
+            port: u32::from(o.port),
+            state: v1::PortState::from(o.state) as i32,
+            rtt: Some(duration_to_wire(o.rtt)),
+            seen_at: Some(time_to_wire(o.seen_at)),
+            banner: o.banner.clone(),
+            region: o.region.clone(),
+            agent: o.agent.clone(),
+        }
+    }
+}
+
+impl TryFrom<&v1::Observation> for Observation {
+    type Error = ConvertError;
+    fn try_from(o: &v1::Observation) -> Result<Self, ConvertError> {
+        let proto = match v1::Proto::try_from(o.proto) {
+            Ok(v1::Proto::Tcp) => Proto::Tcp,
+            Ok(v1::Proto::Udp) => Proto::Udp,
+            _ => return Err(ConvertError::Enum(o.proto)),
+        };
+        let state = match v1::PortState::try_from(o.state) {
+            Ok(v1::PortState::Open) => PortState::Open,
+            Ok(v1::PortState::Closed) => PortState::Closed,
+            Ok(v1::PortState::Filtered) => PortState::Filtered,
+            _ => return Err(ConvertError::Enum(o.state)),
+        };
+        let port = u16::try_from(o.port).ok().filter(|p| *p >= 1).ok_or(ConvertError::PortRange(o.port, o.port))?;
+        Ok(Observation {
+            addr: addr_from_bytes(&o.addr)?,
+            proto,
+            port,
+            state,
+            rtt: duration_from_wire(o.rtt.as_ref()).unwrap_or_default(),
+            seen_at: time_from_wire(o.seen_at.as_ref()).unwrap_or(UNIX_EPOCH),
+            banner: o.banner.clone(),
+            region: o.region.clone(),
+            agent: o.agent.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observation_round_trips() {
+        let o = Observation {
+            addr: "::1".parse().unwrap(),
+            proto: Proto::Tcp,
+            port: 22,
+            state: PortState::Open,
+            rtt: Duration::from_micros(1234),
+            seen_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            banner: b"SSH-2.0-OpenSSH_9.2p1\r\n".to_vec(),
+            region: "r1".into(),
+            agent: "a1".into(),
+        };
+        assert_eq!(Observation::try_from(&v1::Observation::from(&o)).unwrap(), o);
+    }
+
+    #[test]
+    fn bad_wire_values_are_refused() {
+        let mut w = v1::Observation { addr: vec![1, 2, 3], proto: 1, port: 80, state: 1, ..Default::default() };
+        assert_eq!(Observation::try_from(&w), Err(ConvertError::AddrLength(3)));
+        w.addr = vec![127, 0, 0, 1];
+        w.port = 70_000;
+        assert!(Observation::try_from(&w).is_err());
+        assert!(ports_from_wire(&[v1::PortRange { first: 9, last: 3 }]).is_err());
+        assert_eq!(ports_from_wire(&[]), Err(ConvertError::NoPorts));
+    }
+
+    #[test]
+    fn scope_round_trips() {
+        let s = Scope::parse_file("198.18.0.0/24\n!198.18.0.9\n").unwrap();
+        assert_eq!(Scope::try_from(&v1::Scope::from(&s)).unwrap(), s);
+    }
+}
