@@ -11,10 +11,12 @@
 //! * [`session`]: the connection to the coordinator and its reconnect loop.
 //! * [`work`]: running one assignment: batches, acknowledgements, completion.
 //! * [`engine`]: the scanner itself (probe order, connect scan, banners).
+//! * [`process`]: logging and signal handling, shared with the `vantage` binary.
 
 pub mod config;
 pub mod engine;
 pub mod policy;
+pub mod process;
 pub mod session;
 pub mod work;
 

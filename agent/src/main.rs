@@ -4,25 +4,30 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use vantage_agent::process::{LogFormat, cancel_on_signals, init_logging};
 use vantage_agent::{Agent, AgentArgs};
 
-/// Vantage scan agent: dials out to a coordinator and scans what it is
-/// assigned, never outside its own --allow list.
+/// Vantage scan agent.
+///
+/// Dials out to a coordinator (so it works from behind NAT), takes typed
+/// work, and scans only addresses that are both in the assignment's scope
+/// and in its own --allow list, never in its --deny list.
+///
+/// Example: vantage-agent --coordinator http://127.0.0.1:7420 --region eu-west --allow 198.18.0.0/15
 #[derive(Debug, Parser)]
-#[command(name = "vantage-agent", version, about, long_about = None)]
+#[command(name = "vantage-agent", version)]
 struct Cli {
     #[command(flatten)]
     agent: AgentArgs,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging("info", cli.log_format);
     let cfg = match cli.agent.validate() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -33,28 +38,8 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone()));
+        tokio::spawn(cancel_on_signals(shutdown.clone()));
         Agent::new(cfg).run(shutdown).await;
     });
     ExitCode::SUCCESS
-}
-
-/// The first SIGINT or SIGTERM asks for a clean stop; a second one exits at once.
-async fn signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return;
-    };
-    for round in 0..2 {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if round == 0 {
-            tracing::info!("signal received; stopping (again to exit at once)");
-            shutdown.cancel();
-        } else {
-            std::process::exit(130);
-        }
-    }
 }

@@ -164,15 +164,27 @@ struct Shards {
 }
 
 impl Shards {
-    fn start(&mut self, agent: &Agent, assignment: Assignment, out: mpsc::Sender<v1::AgentMessage>, cancel: CancellationToken) {
+    fn start(
+        &mut self,
+        agent: &Agent,
+        assignment: Assignment,
+        out: mpsc::Sender<v1::AgentMessage>,
+        cancel: CancellationToken,
+    ) {
         let key = assignment.key;
         tracing::debug!(%key, targets = %assignment.targets, ports = %assignment.ports, "assignment received");
         // Acks never outnumber the batches a shard may have unacknowledged.
         let (ack_tx, acks) = mpsc::channel(crate::work::MAX_UNACKED as usize + 1);
         self.acks.insert(key, ack_tx);
         self.cancels.insert(key, cancel.clone());
-        let run =
-            ShardRun { assignment, policy: agent.policy.clone(), max_in_flight: agent.max_in_flight, out, acks, cancel };
+        let run = ShardRun {
+            assignment,
+            policy: agent.policy.clone(),
+            max_in_flight: agent.max_in_flight,
+            out,
+            acks,
+            cancel,
+        };
         self.runs.spawn(async move { (key, run.run().await) });
     }
 

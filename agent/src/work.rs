@@ -140,7 +140,8 @@ impl ShardRun {
 
     async fn send_batch(&self, seq: u64, observations: Vec<v1::Observation>) -> Result<(), ShardEnd> {
         let k = self.assignment.key;
-        let batch = v1::ObservationBatch { scan_id: k.scan_id, shard_id: k.shard_id, epoch: k.epoch, seq, observations };
+        let batch =
+            v1::ObservationBatch { scan_id: k.scan_id, shard_id: k.shard_id, epoch: k.epoch, seq, observations };
         self.send(Body::Batch(batch)).await
     }
 

@@ -1,1 +1,15 @@
+//! The Vantage coordinator and operator CLI.
+//!
+//! The coordinator is where a monthly review's state lives: the scope, the
+//! scans and their shards, the leases given to agents, and every observation.
+//! Operators reach it through the CLI; agents through their stream.
+//!
+//! # Layout
+//! * [`server`]: the gRPC services, planner and scheduler (`vantage serve`).
+//! * [`store`]: sled behind a typed API; the only module that touches sled.
+//! * [`cli`]: the operator commands, one folder per noun, one file per verb,
+//!   and the embedded mode that runs a coordinator and an agent in-process.
 
+pub mod cli;
+pub mod server;
+pub mod store;

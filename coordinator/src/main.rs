@@ -1,1 +1,22 @@
-fn main(){}
+//! `vantage`: parse flags, set up logging, run one command, exit with a code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vantage_agent::process::init_logging;
+use vantage_coordinator::cli::{self, Cli, Command, UsageError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The coordinator logs its work; one-shot commands only say what went wrong.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    init_logging(default_level, cli.global.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vantage: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}

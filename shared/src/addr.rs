@@ -140,7 +140,7 @@ impl fmt::Display for AddrRange {
         }
         // Print as a CIDR when the range is exactly one network.
         let size = self.len();
-        if size.is_power_of_two() && self.first % size == 0 {
+        if size.is_power_of_two() && self.first.is_multiple_of(size) {
             let bits = match self.family {
                 Family::V4 => 32,
                 Family::V6 => 128,

@@ -61,9 +61,12 @@ impl TryFrom<&v1::Assignment> for Assignment {
         Ok(Assignment {
             key: LeaseKey { scan_id: w.scan_id, shard_id: w.shard_id, epoch: w.epoch },
             // A missing scope is an empty scope: nothing may be scanned.
-            scope: w.scope.as_ref().map(Scope::try_from).transpose()?.unwrap_or_else(|| {
-                Scope::new(TargetSet::default(), TargetSet::default())
-            }),
+            scope: w
+                .scope
+                .as_ref()
+                .map(Scope::try_from)
+                .transpose()?
+                .unwrap_or_else(|| Scope::new(TargetSet::default(), TargetSet::default())),
             targets: target_set_from_wire(&w.targets)?,
             ports: ports_from_wire(&w.ports)?,
             options: w.options.as_ref().map(ProbeOptions::from).unwrap_or_default(),

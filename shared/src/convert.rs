@@ -65,11 +65,7 @@ pub fn target_set_from_wire(ranges: &[v1::AddrRange]) -> Result<TargetSet, Conve
 }
 
 pub fn ports_to_wire(ports: &PortSpec) -> Vec<v1::PortRange> {
-    ports
-        .ranges()
-        .iter()
-        .map(|r| v1::PortRange { first: u32::from(r.first), last: u32::from(r.last) })
-        .collect()
+    ports.ranges().iter().map(|r| v1::PortRange { first: u32::from(r.first), last: u32::from(r.last) }).collect()
 }
 
 pub fn ports_from_wire(ranges: &[v1::PortRange]) -> Result<PortSpec, ConvertError> {

@@ -166,10 +166,9 @@ fn parse_port(text: &str) -> Result<u16, PortProblem> {
 fn parse_range(token: &str) -> Result<PortRange, PortProblem> {
     let (first, last) = match token.split_once('-') {
         // `1024-` means up to the last port, `-1024` from the first, as in nmap.
-        Some((a, b)) => (
-            if a.is_empty() { 1 } else { parse_port(a)? },
-            if b.is_empty() { u16::MAX } else { parse_port(b)? },
-        ),
+        Some((a, b)) => {
+            (if a.is_empty() { 1 } else { parse_port(a)? }, if b.is_empty() { u16::MAX } else { parse_port(b)? })
+        }
         None => {
             let p = parse_port(token)?;
             (p, p)

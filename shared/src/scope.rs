@@ -27,9 +27,7 @@ pub enum ScopeError {
     OutOfScope { addr: IpAddr, scope: String },
     #[error("no address is left to scan (the targets are empty, or all are excluded)")]
     Empty,
-    #[error(
-        "{count} addresses is more than a /8 ({limit}); pass --i-know-this-is-huge if you mean it"
-    )]
+    #[error("{count} addresses is more than a /8 ({limit}); pass --i-know-this-is-huge if you mean it")]
     Huge { count: u128, limit: u128 },
 }
 

@@ -89,7 +89,10 @@ mod tests {
         shards
             .iter()
             .flat_map(|s| {
-                s.targets.iter().flat_map(|r| r.iter().collect::<Vec<_>>()).flat_map(|a| s.ports.iter().map(move |p| (a, p)))
+                s.targets
+                    .iter()
+                    .flat_map(|r| r.iter().collect::<Vec<_>>())
+                    .flat_map(|a| s.ports.iter().map(move |p| (a, p)))
             })
             .collect()
     }
@@ -129,8 +132,11 @@ mod tests {
                 .into_iter()
                 .map(|(start, len)| {
                     let base = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0));
-                    AddrRange::new(IpAddr::from((base + start).to_be_bytes()), IpAddr::from((base + start + len).to_be_bytes()))
-                        .unwrap()
+                    AddrRange::new(
+                        IpAddr::from((base + start).to_be_bytes()),
+                        IpAddr::from((base + start + len).to_be_bytes()),
+                    )
+                    .unwrap()
                 })
                 .collect();
             TargetSet::from_ranges(ranges)
@@ -139,7 +145,9 @@ mod tests {
 
     fn arb_ports() -> impl Strategy<Value = PortSpec> {
         proptest::collection::vec((1u16..60000, 0u16..300), 1..5).prop_map(|v| {
-            PortSpec::from_ranges(v.into_iter().map(|(f, n)| crate::ports::PortRange { first: f, last: f + n }).collect())
+            PortSpec::from_ranges(
+                v.into_iter().map(|(f, n)| crate::ports::PortRange { first: f, last: f + n }).collect(),
+            )
         })
     }
 

@@ -268,7 +268,10 @@ mod tests {
         let err = TargetSpec::parse_lines("# scope\n198.18.0.1\n198.18.0.300\n").unwrap_err();
         assert_eq!(err.line, Some(3));
         assert_eq!(err.token, "198.18.0.300");
-        assert_eq!(err.to_string(), "line 3: `198.18.0.300`: not an IP address, network (a.b.c.d/n) or range (a.b.c.d-e)");
+        assert_eq!(
+            err.to_string(),
+            "line 3: `198.18.0.300`: not an IP address, network (a.b.c.d/n) or range (a.b.c.d-e)"
+        );
     }
 
     #[test]

@@ -76,9 +76,7 @@ pub async fn scan(
 
     loop {
         while in_flight.len() < window {
-            let next = retry
-                .pop_front()
-                .or_else(|| probes.next().map(|(addr, port)| Probe { addr, port, attempt: 0 }));
+            let next = retry.pop_front().or_else(|| probes.next().map(|(addr, port)| Probe { addr, port, attempt: 0 }));
             let Some(p) = next else { break };
             in_flight.push(attempt(cfg, p));
         }
@@ -137,6 +135,18 @@ async fn attempt(cfg: &ConnectConfig, probe: Probe) -> (Probe, Attempt) {
     let started = Instant::now();
     let outcome = match tokio::time::timeout(cfg.timeout, connect(target)).await {
         Err(_elapsed) => Attempt::Silent,
+        // Connecting to a closed loopback port from the same port number "succeeds" by
+        // TCP simultaneous open: the socket talks to itself. That is not a service.
+        Ok(Ok(stream)) if stream.local_addr().ok() == Some(target) => {
+            let rtt = started.elapsed();
+            Attempt::Done(ProbeResult {
+                addr: probe.addr,
+                port: probe.port,
+                state: PortState::Closed,
+                rtt,
+                banner: Vec::new(),
+            })
+        }
         Ok(Ok(mut stream)) => {
             let rtt = started.elapsed();
             let banner = read_banner(&mut stream, cfg.banner_timeout, cfg.banner_max_bytes).await;
@@ -222,8 +232,7 @@ mod tests {
             }
             all
         });
-        let stats =
-            scan(cfg, probes.into_iter(), |_| true, tx, Arc::default(), CancellationToken::new()).await;
+        let stats = scan(cfg, probes.into_iter(), |_| true, tx, Arc::default(), CancellationToken::new()).await;
         (collector.await.unwrap(), stats)
     }
 

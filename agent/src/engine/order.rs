@@ -64,10 +64,8 @@ mod tests {
 
     #[test]
     fn walk_is_port_major_and_complete() {
-        let space = ProbeSpace::new(
-            TargetSet::parse("198.18.0.1-2 198.18.0.9").unwrap(),
-            PortSpec::parse("22,80").unwrap(),
-        );
+        let space =
+            ProbeSpace::new(TargetSet::parse("198.18.0.1-2 198.18.0.9").unwrap(), PortSpec::parse("22,80").unwrap());
         let got: Vec<String> = space.iter().map(|(a, p)| format!("{a}:{p}")).collect();
         assert_eq!(
             got,

@@ -1,0 +1,107 @@
+//! Reaching a coordinator: the one given with `--coordinator`, or an embedded
+//! one started here.
+//!
+//! The embedded mode is not a special case of the services: it runs the same
+//! coordinator on a loopback port and, for scans, the same agent dialling it
+//! over gRPC. The only difference is who started them.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use vantage_agent::policy::LocalPolicy;
+use vantage_agent::{Agent, AgentConfig};
+use vantage_proto::v1::control_client::ControlClient;
+use vantage_shared::TargetSet;
+
+use super::{GlobalArgs, UsageError};
+use crate::server::{Coordinator, CoordinatorConfig};
+use crate::store::StoreError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A control client, and the embedded services behind it if any.
+pub struct Connection {
+    pub control: ControlClient<Channel>,
+    embedded: Option<Embedded>,
+}
+
+struct Embedded {
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Does the command need an agent to do its work?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Agent,
+    StoreOnly,
+}
+
+impl Connection {
+    pub async fn open(global: &GlobalArgs, needs: Needs) -> anyhow::Result<Connection> {
+        if let Some(url) = &global.coordinator {
+            let channel = vantage_proto::transport::connect(url, CONNECT_TIMEOUT).await?;
+            return Ok(Connection { control: ControlClient::new(channel), embedded: None });
+        }
+        let scope = global.scope()?;
+        let data_dir = global.data_dir();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let coordinator =
+            Coordinator::open(CoordinatorConfig::new(data_dir, scope.clone())).await.map_err(|e| match e {
+                StoreError::Locked(_) | StoreError::NewerSchema { .. } => {
+                    anyhow::Error::from(UsageError(e.to_string()))
+                }
+                e => e.into(),
+            })?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let mut tasks = vec![tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                if let Err(e) = coordinator.serve(listener, shutdown).await {
+                    tracing::error!(error = %e, "embedded coordinator failed");
+                }
+            }
+        })];
+        if needs == Needs::Agent {
+            // The local agent may scan exactly what the scope allows.
+            let policy = LocalPolicy::new(scope.effective().clone(), TargetSet::default());
+            let agent = Agent::new(AgentConfig {
+                coordinator: url.clone(),
+                name: "embedded".into(),
+                region: "local".into(),
+                capacity: 2,
+                max_in_flight: 8192,
+                policy,
+                min_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+            });
+            tasks.push(tokio::spawn(agent.run(shutdown.clone())));
+        }
+        let channel = vantage_proto::transport::connect(&url, CONNECT_TIMEOUT).await?;
+        Ok(Connection { control: ControlClient::new(channel), embedded: Some(Embedded { shutdown, tasks }) })
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// Stops embedded services and waits for them (the store is flushed).
+    pub async fn close(self) {
+        let Connection { control, embedded } = self;
+        // The server drains open connections on shutdown: ours must go first.
+        drop(control);
+        if let Some(e) = embedded {
+            e.shutdown.cancel();
+            for t in e.tasks {
+                let _ = t.await;
+            }
+        }
+    }
+}

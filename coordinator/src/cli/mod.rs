@@ -1,0 +1,135 @@
+//! The operator CLI: `vantage <noun> [<verb>]`.
+//!
+//! One folder per noun, one file per verb. Data goes to stdout (a table, or
+//! JSON with `--format json`); progress, messages and logs go to stderr.
+//! Without `--coordinator`, commands run against an embedded coordinator
+//! (and, for scans, a local agent) in this process: see [`connect`].
+
+pub mod connect;
+pub mod fleet;
+pub mod output;
+pub mod scan;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use vantage_agent::process::LogFormat;
+use vantage_shared::Scope;
+
+pub const ENV_COORDINATOR: &str = "VANTAGE_COORDINATOR";
+pub const ENV_DATA_DIR: &str = "VANTAGE_DATA_DIR";
+pub const ENV_SCOPE: &str = "VANTAGE_SCOPE";
+
+const ABOUT: &str = "Vantage: watch your internet-facing ports from the outside, month after month.";
+const LONG_ABOUT: &str = "\
+Vantage: watch your internet-facing ports from the outside, month after month.
+
+Agents in cloud regions scan your public addresses; a coordinator shards the work,
+keeps every observation in its store, and answers the operator's questions.
+
+Without --coordinator, every command runs an embedded coordinator (and a local
+agent) in this process, with its store in --data-dir. Scans are limited to the
+scope file given with --scope; without one, only loopback is in scope.
+
+Examples:
+  vantage scan --targets 127.0.0.1 --ports 1-10000
+  vantage scan --targets 198.18.0.0/24 --ports top-100 --scope scope.txt --format json
+  vantage results                       # the newest scan's open ports again
+  vantage serve --listen 127.0.0.1:7420 --scope scope.txt
+  vantage-agent --coordinator http://127.0.0.1:7420 --region eu-west --allow 198.18.0.0/15
+  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024";
+
+#[derive(Debug, Parser)]
+#[command(name = "vantage", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Coordinator to talk to (http://HOST:PORT). Without it, an embedded
+    /// coordinator runs in this process.
+    #[arg(long, global = true, env = ENV_COORDINATOR)]
+    pub coordinator: Option<String>,
+
+    /// Where the embedded coordinator and `vantage serve` keep their store
+    /// [default: the user's data directory, e.g. ~/.local/share/vantage].
+    #[arg(long, global = true, env = ENV_DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Scope file: the addresses Vantage may ever scan, one entry per line
+    /// (198.18.0.0/24, 198.18.1.1-20, `!addr` to exclude, `#` comments).
+    /// Without one, only loopback (127.0.0.0/8, ::1) is in scope.
+    #[arg(long, global = true, env = ENV_SCOPE)]
+    pub scope: Option<PathBuf>,
+
+    /// Log format on stderr (`VANTAGE_LOG=debug` for more detail).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the coordinator: accept agents, plan and lease scans, store results.
+    Serve(serve::ServeArgs),
+    /// Scan targets (start, wait, print open ports), or list and watch scans.
+    Scan(scan::ScanCommand),
+    /// Print a scan's results (the newest scan by default).
+    Results(scan::results::ResultsArgs),
+    /// The agents connected to a coordinator.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
+}
+
+/// An error in what the operator asked for (as opposed to a failure while
+/// doing it); exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Scan(cmd) => scan::run(&cli.global, cmd).await,
+        Command::Results(args) => scan::results::run(&cli.global, args).await,
+        Command::Fleet(cmd) => fleet::run(&cli.global, cmd).await,
+    }
+}
+
+impl GlobalArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| dirs::data_dir().map(|d| d.join("vantage")).unwrap_or_else(|| PathBuf::from(".vantage")))
+    }
+
+    /// The scope file's contents, or the loopback default.
+    pub fn scope(&self) -> Result<Scope, UsageError> {
+        let Some(path) = &self.scope else { return Ok(Scope::loopback()) };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| UsageError(format!("scope file {}: {e}", path.display())))?;
+        let scope = Scope::parse_file(&text).map_err(|e| UsageError(format!("scope file {}: {e}", path.display())))?;
+        if scope.effective().is_empty() {
+            return Err(UsageError(format!("scope file {}: no address is left in scope", path.display())));
+        }
+        Ok(scope)
+    }
+}
+
+/// Maps a coordinator's refusal to a usage error, anything else to itself.
+pub fn status_error(status: tonic::Status) -> anyhow::Error {
+    use tonic::Code;
+    match status.code() {
+        Code::InvalidArgument | Code::PermissionDenied | Code::NotFound => {
+            UsageError(status.message().to_string()).into()
+        }
+        Code::Unavailable => anyhow::anyhow!("coordinator unavailable: {}", status.message()),
+        _ => anyhow::anyhow!("coordinator error: {}", status.message()),
+    }
+}

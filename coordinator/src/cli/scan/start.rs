@@ -1,0 +1,131 @@
+//! `vantage scan --targets ... --ports ...`: plan, run, wait, print.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use vantage_proto::v1;
+use vantage_shared::{PortSpec, ProbeOptions, TargetSpec};
+
+use super::{results, watch};
+use crate::cli::connect::{Connection, Needs};
+use crate::cli::output::Format;
+use crate::cli::{GlobalArgs, UsageError, status_error};
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// What to scan: addresses, CIDRs, ranges, `!` exclusions, comma- or
+    /// space-separated (e.g. "198.18.0.0/24,!198.18.0.1"). Must lie inside --scope.
+    #[arg(long, short = 't', required_unless_present = "targets_file", conflicts_with = "targets_file")]
+    pub targets: Option<String>,
+
+    /// Read targets from a file, one entry per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
+
+    /// Addresses to leave out of this scan.
+    #[arg(long, default_value = "")]
+    pub exclude: String,
+
+    /// Ports: "22,80,443", "1-1024", "top-100", "all", or a mix.
+    #[arg(long, short = 'p', default_value = "top-100")]
+    pub ports: String,
+
+    /// Time to wait for a handshake before a port counts as silent (e.g. 500ms, 2s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub timeout: Duration,
+
+    /// Extra attempts for silent ports before they are reported filtered.
+    #[arg(long, default_value_t = 1)]
+    pub retries: u32,
+
+    /// Probes in flight per shard at most.
+    #[arg(long, default_value_t = ProbeOptions::default().max_in_flight)]
+    pub max_in_flight: u32,
+
+    /// How long to wait for an open port to speak first (0s to skip banners).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1500ms")]
+    pub banner_timeout: Duration,
+
+    /// Bytes of banner to keep at most.
+    #[arg(long, default_value_t = 1024)]
+    pub banner_bytes: u32,
+
+    /// A label to recognise the scan by in `vantage scan list`.
+    #[arg(long, default_value = "")]
+    pub label: String,
+
+    /// Allow scans of more than 16,777,216 addresses (a /8).
+    #[arg(long = "i-know-this-is-huge")]
+    pub allow_huge: bool,
+
+    /// Print the scan id and return at once instead of waiting.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+impl StartArgs {
+    /// Checks the request locally, so that typos fail before anything starts.
+    fn request(&self) -> Result<v1::StartScanRequest, UsageError> {
+        let targets = match (&self.targets, &self.targets_file) {
+            (Some(t), _) => {
+                TargetSpec::parse(t).map_err(|e| UsageError(format!("targets: {e}")))?;
+                t.clone()
+            }
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| UsageError(format!("targets file {}: {e}", path.display())))?;
+                TargetSpec::parse_lines(&text)
+                    .map_err(|e| UsageError(format!("targets file {}: {e}", path.display())))?;
+                text
+            }
+            (None, None) => return Err(UsageError("give --targets or --targets-file".into())),
+        };
+        TargetSpec::parse(&self.exclude).map_err(|e| UsageError(format!("exclude: {e}")))?;
+        PortSpec::parse(&self.ports).map_err(|e| UsageError(e.to_string()))?;
+        let options = ProbeOptions {
+            connect_timeout: self.timeout,
+            max_in_flight: self.max_in_flight,
+            banner_timeout: self.banner_timeout,
+            banner_max_bytes: self.banner_bytes,
+            retries: self.retries,
+            ..ProbeOptions::default()
+        };
+        Ok(v1::StartScanRequest {
+            targets,
+            exclude: self.exclude.clone(),
+            ports: self.ports.clone(),
+            options: Some((&options).into()),
+            allow_huge: self.allow_huge,
+            label: self.label.clone(),
+        })
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: StartArgs) -> anyhow::Result<()> {
+    let request = args.request()?;
+    if args.detach && global.coordinator.is_none() {
+        return Err(UsageError("--detach needs --coordinator: an embedded scan ends with this command".into()).into());
+    }
+    let mut conn = Connection::open(global, Needs::Agent).await?;
+    let result = start_and_wait(&mut conn, request, &args).await;
+    conn.close().await;
+    result
+}
+
+async fn start_and_wait(conn: &mut Connection, request: v1::StartScanRequest, args: &StartArgs) -> anyhow::Result<()> {
+    let started = conn.control.start_scan(request).await.map_err(status_error)?.into_inner();
+    if args.detach {
+        println!("{}", started.scan_id);
+        eprintln!("scan {} started: follow it with `vantage scan watch {}`", started.scan_id, started.scan_id);
+        return Ok(());
+    }
+    eprintln!("scan {}: {} probes in {} shards", started.scan_id, started.probes, started.shards);
+    let status = watch::follow(conn, started.scan_id).await?;
+    watch::summary(&status);
+    results::print(conn, &status, false, args.format).await
+}

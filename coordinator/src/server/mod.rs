@@ -1,0 +1,112 @@
+//! The coordinator service (`vantage serve`): agents on one side, operators
+//! on the other, the store underneath.
+//!
+//! * [`planner`]: request → scope check → scan and shard records.
+//! * [`scheduler`]: leases, epochs, dispatch, progress.
+//! * [`agent_link`]: the agents' streams and ingest.
+//! * [`control`]: the operators' API.
+//!
+//! [`Coordinator::open`] opens the store and resumes unfinished scans;
+//! [`Coordinator::serve`] runs until the shutdown token fires. The embedded
+//! mode of the CLI runs exactly this, on a loopback port.
+
+pub mod agent_link;
+pub mod control;
+pub mod planner;
+pub mod scheduler;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vantage_proto::v1::agent_link_server::AgentLinkServer;
+use vantage_proto::v1::control_server::ControlServer;
+use vantage_shared::Scope;
+use vantage_shared::shard::DEFAULT_SHARD_PROBES;
+
+use crate::store::{Store, StoreError};
+use agent_link::AgentLinkService;
+use control::ControlService;
+use scheduler::Scheduler;
+
+/// How often leases are checked for expiry.
+const LEASE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Everything `vantage serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub data_dir: PathBuf,
+    pub scope: Scope,
+    /// Probes per shard.
+    pub shard_probes: u64,
+    /// A lease without progress for this long goes to another agent.
+    pub lease: Duration,
+}
+
+impl CoordinatorConfig {
+    pub fn new(data_dir: PathBuf, scope: Scope) -> Self {
+        CoordinatorConfig { data_dir, scope, shard_probes: DEFAULT_SHARD_PROBES, lease: Duration::from_secs(60) }
+    }
+}
+
+/// An opened coordinator, ready to serve.
+pub struct Coordinator {
+    cfg: CoordinatorConfig,
+    store: Store,
+    scheduler: Arc<Scheduler>,
+}
+
+impl Coordinator {
+    pub async fn open(cfg: CoordinatorConfig) -> Result<Coordinator, StoreError> {
+        let store = Store::open(&cfg.data_dir)?;
+        let scheduler = Arc::new(Scheduler::new(store.clone(), cfg.lease));
+        let resumed = scheduler.restore().await?;
+        if resumed > 0 {
+            tracing::info!(scans = resumed, "resuming unfinished scans");
+        }
+        Ok(Coordinator { cfg, store, scheduler })
+    }
+
+    /// Serves agents and operators on `listener` until `shutdown` fires.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), vantage_proto::transport::TransportError> {
+        let addr = listener.local_addr().ok();
+        let agent_link = AgentLinkService {
+            scheduler: self.scheduler.clone(),
+            store: self.store.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let control = ControlService {
+            scheduler: self.scheduler.clone(),
+            store: self.store.clone(),
+            scope: Arc::new(self.cfg.scope.clone()),
+            shard_probes: self.cfg.shard_probes,
+        };
+        let expiry = tokio::spawn(expire_leases(self.scheduler.clone(), shutdown.clone()));
+        let router = vantage_proto::transport::server()
+            .add_service(AgentLinkServer::new(agent_link))
+            .add_service(ControlServer::new(control));
+        tracing::info!(listen = ?addr, scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
+        let result = vantage_proto::transport::serve(router, listener, shutdown.cancelled_owned()).await;
+        expiry.abort();
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        result
+    }
+}
+
+async fn expire_leases(scheduler: Arc<Scheduler>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(LEASE_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => scheduler.expire_leases(),
+        }
+    }
+}

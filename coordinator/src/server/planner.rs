@@ -1,0 +1,154 @@
+//! The planner: from an operator's request to stored scan and shard records.
+//!
+//! This is the coordinator's scope check (DESIGN invariant 3, first half):
+//! a scan that names one address outside the configured scope is refused as
+//! a whole, before anything is stored or sent.
+
+use std::time::SystemTime;
+
+use vantage_proto::v1;
+use vantage_shared::shard::{self, shard_count};
+use vantage_shared::target::TargetError;
+use vantage_shared::{PortSpec, ProbeOptions, Scope, ScopeError, TargetSet, TargetSpec};
+
+use crate::store::{ScanRecord, ShardRecord, ShardState};
+
+/// Plans larger than this many shards are refused: split the scan.
+pub const MAX_SHARDS: u128 = 1_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("targets: {0}")]
+    Targets(TargetError),
+    #[error("exclude: {0}")]
+    Exclude(TargetError),
+    #[error("{0}")]
+    Ports(#[from] vantage_shared::ports::PortSpecError),
+    #[error("{0}")]
+    Scope(#[from] ScopeError),
+    #[error("scan too large: {shards} shards of {per_shard} probes; narrow the targets or ports")]
+    TooLarge { shards: u128, per_shard: u64 },
+}
+
+impl From<PlanError> for tonic::Status {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Scope(ScopeError::OutOfScope { .. }) => tonic::Status::permission_denied(e.to_string()),
+            e => tonic::Status::invalid_argument(e.to_string()),
+        }
+    }
+}
+
+/// A planned scan: its record and its shards, not yet stored.
+pub struct Plan {
+    pub record: ScanRecord,
+    pub shards: Vec<ShardRecord>,
+}
+
+impl Plan {
+    /// Numbers the scan once it is accepted, so refused requests use no id.
+    pub fn assign_id(&mut self, id: u64) {
+        self.record.id = id;
+        for s in &mut self.shards {
+            s.scan_id = id;
+        }
+    }
+}
+
+/// Plans a scan (with id 0 until [`Plan::assign_id`]).
+pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Result<Plan, PlanError> {
+    let mut spec = TargetSpec::parse(&req.targets).map_err(PlanError::Targets)?;
+    let exclude = TargetSpec::parse(&req.exclude).map_err(PlanError::Exclude)?;
+    spec.exclude = TargetSet::from_ranges([spec.exclude.ranges(), exclude.include.ranges()].concat());
+    let targets = spec.resolve();
+    let ports = PortSpec::parse(&req.ports)?;
+    scope.check(&targets, req.allow_huge)?;
+    let shards = shard_count(&targets, &ports, shard_probes);
+    if shards > MAX_SHARDS {
+        return Err(PlanError::TooLarge { shards, per_shard: shard_probes });
+    }
+    let shards: Vec<ShardRecord> = shard::plan(&targets, &ports, shard_probes)
+        .enumerate()
+        .map(|(i, s)| ShardRecord {
+            scan_id: 0,
+            shard_id: i as u64,
+            targets: TargetSet::from_ranges(s.targets.clone()).to_string(),
+            ports: s.ports.to_string(),
+            probes: clamp(s.probes()),
+            epoch: 0,
+            state: ShardState::Pending,
+        })
+        .collect();
+    let options = req.options.as_ref().map(ProbeOptions::from).unwrap_or_default();
+    let record = ScanRecord {
+        id: 0,
+        label: req.label.clone(),
+        targets: targets.to_string(),
+        ports: ports.to_string(),
+        scope: scope_file(scope),
+        options,
+        created_at: SystemTime::now(),
+        finished_at: None,
+        shards_total: shards.len() as u64,
+        probes_total: clamp(targets.len().saturating_mul(u128::from(ports.len()))),
+    };
+    Ok(Plan { record, shards })
+}
+
+fn clamp(n: u128) -> u64 {
+    n.min(u128::from(u64::MAX)) as u64
+}
+
+/// A scope in the syntax `Scope::parse_file` reads back.
+pub fn scope_file(scope: &Scope) -> String {
+    let mut text = scope.allow().to_string().replace(',', "\n");
+    for r in scope.exclude().ranges() {
+        text.push_str(&format!("\n!{r}"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(targets: &str, ports: &str) -> v1::StartScanRequest {
+        v1::StartScanRequest { targets: targets.into(), ports: ports.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn plans_cover_the_request() {
+        let p = plan(&req("127.0.0.1-4", "1-1000"), &Scope::loopback(), 1000).unwrap();
+        assert_eq!(p.shards.len(), 4);
+        assert_eq!(p.record.probes_total, 4000);
+        assert_eq!(p.shards.iter().map(|s| s.probes).sum::<u64>(), 4000);
+    }
+
+    #[test]
+    fn out_of_scope_is_refused_whole() {
+        let err = plan(&req("127.0.0.1,198.18.0.1", "80"), &Scope::loopback(), 1000).err().unwrap();
+        assert!(matches!(err, PlanError::Scope(ScopeError::OutOfScope { .. })));
+        assert_eq!(tonic::Status::from(err).code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn exclusions_from_both_places_apply() {
+        let mut r = req("127.0.0.1-10 !127.0.0.2", "80");
+        r.exclude = "127.0.0.3-10".into();
+        let p = plan(&r, &Scope::loopback(), 1000).unwrap();
+        assert_eq!(p.record.targets, "127.0.0.1");
+    }
+
+    #[test]
+    fn excluding_everything_is_an_empty_scan() {
+        let mut r = req("127.0.0.1", "80");
+        r.exclude = "127.0.0.0/8".into();
+        assert!(matches!(plan(&r, &Scope::loopback(), 1000), Err(PlanError::Scope(ScopeError::Empty))));
+    }
+
+    #[test]
+    fn scope_text_round_trips() {
+        let scope = Scope::parse_file("198.18.0.0/15\n127.0.0.1\n!198.18.0.7").unwrap();
+        assert_eq!(Scope::parse_file(&scope_file(&scope)).unwrap(), scope);
+    }
+}

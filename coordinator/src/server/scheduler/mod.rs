@@ -1,0 +1,454 @@
+//! The scheduler: which agent runs which work unit, under which lease.
+//!
+//! State lives in memory behind one mutex that is never held across an
+//! `.await`; every change that must outlive a restart is written to the
+//! store first. A work unit is leased to one agent at a time under an epoch
+//! that grows with every lease (and with every restart), so results of an
+//! abandoned lease are refused instead of overwriting newer ones, and a unit
+//! completes exactly once (DESIGN invariant 2).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+use vantage_proto::v1;
+use vantage_proto::v1::coordinator_message::Body;
+use vantage_shared::convert::time_to_wire;
+use vantage_shared::{Assignment, LeaseKey, PortSpec, Scope, TargetSet};
+
+use crate::store::{ScanRecord, ShardRecord, ShardState, ShardStats, Store, StoreError};
+
+/// Messages queued to one agent's stream.
+pub type AgentTx = mpsc::Sender<Result<v1::CoordinatorMessage, Status>>;
+type UnitId = (u64, u64);
+
+/// Why the scheduler refused something an agent sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no current lease for {0} (it expired or was given to another agent)")]
+    StaleLease(LeaseKey),
+    #[error("{0}: reported done, but {1} of its batches were never stored")]
+    MissingBatches(LeaseKey, u64),
+    #[error("{key}: observation for {what} is outside the shard")]
+    OutsideShard { key: LeaseKey, what: String },
+}
+
+/// What an accepted batch may contain, and where it came from.
+#[derive(Debug, Clone)]
+pub struct BatchContext {
+    pub region: String,
+    pub shard: Arc<ShardScope>,
+    /// The batch was stored before (a resend); acknowledge without storing.
+    pub duplicate: bool,
+}
+
+/// The (address × port) block a lease covers, inside the scan's scope.
+#[derive(Debug)]
+pub struct ShardScope {
+    pub targets: TargetSet,
+    pub ports: PortSpec,
+    pub scope: Arc<Scope>,
+}
+
+struct Lease {
+    agent: String,
+    epoch: u64,
+    deadline: Instant,
+    shard: Arc<ShardScope>,
+    acked_seq: u64,
+    probes_done: u64,
+}
+
+struct AgentEntry {
+    info: v1::AgentInfo,
+    tx: AgentTx,
+}
+
+struct LiveScan {
+    record: ScanRecord,
+    scope: Arc<Scope>,
+    shards_done: u64,
+    done: ShardStats,
+    status: watch::Sender<v1::ScanStatus>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<UnitId>,
+    leases: HashMap<UnitId, Lease>,
+    agents: BTreeMap<String, AgentEntry>,
+    scans: HashMap<u64, LiveScan>,
+}
+
+pub struct Scheduler {
+    state: Mutex<State>,
+    store: Store,
+    lease: Duration,
+}
+
+impl Scheduler {
+    pub fn new(store: Store, lease: Duration) -> Self {
+        Scheduler { state: Mutex::default(), store, lease }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough state: every
+        // change is a few field writes. Keep serving rather than cascade.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Picks up unfinished scans after a restart: every shard not done is
+    /// queued again under a higher epoch, so leases from before the restart
+    /// can never complete it.
+    pub async fn restore(&self) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        for record in self.store.scans()?.into_iter().filter(|s| s.finished_at.is_none()) {
+            let mut shards = self.store.shards(record.id)?;
+            for s in shards.iter_mut().filter(|s| !s.is_done()) {
+                s.epoch += 1;
+                s.state = ShardState::Pending;
+            }
+            self.store.put_shards(&shards)?;
+            self.add_live(record, &shards);
+            resumed += 1;
+        }
+        self.store.flush().await?;
+        Ok(resumed)
+    }
+
+    /// Queues a planned scan whose records are already stored.
+    pub fn add_scan(&self, record: ScanRecord, shards: &[ShardRecord]) {
+        self.add_live(record, shards);
+        self.dispatch();
+    }
+
+    fn add_live(&self, record: ScanRecord, shards: &[ShardRecord]) {
+        let scope = Arc::new(Scope::parse_file(&record.scope).unwrap_or_else(|e| {
+            tracing::error!(scan.id = record.id, error = %e, "stored scope does not parse; nothing of this scan will be scanned");
+            Scope::new(TargetSet::default(), TargetSet::default())
+        }));
+        let mut live = LiveScan {
+            status: watch::channel(v1::ScanStatus::default()).0,
+            record,
+            scope,
+            shards_done: 0,
+            done: ShardStats::default(),
+        };
+        let mut st = self.state();
+        for s in shards {
+            match &s.state {
+                ShardState::Done { stats, .. } => live.absorb(stats),
+                _ => st.queue.push_back((s.scan_id, s.shard_id)),
+            }
+        }
+        if live.shards_done >= live.record.shards_total {
+            // Every shard was done before a crash recorded the scan's end.
+            self.finish(&mut live);
+        }
+        live.publish(&st.leases);
+        if live.record.finished_at.is_none() {
+            st.scans.insert(live.record.id, live);
+        }
+    }
+
+    /// Registers a connected agent and returns its id; work reaches it on the
+    /// next [`Scheduler::dispatch`].
+    pub fn register_agent(&self, hello: &v1::Hello, tx: AgentTx) -> String {
+        let id = {
+            let mut st = self.state();
+            let base = format!("{}/{}", hello.region, hello.name);
+            let id = (1..)
+                .map(|n| if n == 1 { base.clone() } else { format!("{base}#{n}") })
+                .find(|id| !st.agents.contains_key(id))
+                .expect("an unused id exists");
+            let info = v1::AgentInfo {
+                agent_id: id.clone(),
+                name: hello.name.clone(),
+                region: hello.region.clone(),
+                version: hello.version.clone(),
+                capacity: hello.capacity.max(1),
+                connected_at: Some(time_to_wire(SystemTime::now())),
+                active_leases: 0,
+                shards_done: 0,
+            };
+            st.agents.insert(id.clone(), AgentEntry { info, tx });
+            id
+        };
+        tracing::info!(agent.id = %id, agent.version = %hello.version, "agent connected");
+        id
+    }
+
+    /// The agent's stream ended: its leases go back to the queue.
+    pub fn agent_gone(&self, agent_id: &str) {
+        {
+            let mut st = self.state();
+            st.agents.remove(agent_id);
+            let orphaned: Vec<UnitId> =
+                st.leases.iter().filter(|(_, l)| l.agent == agent_id).map(|(unit, _)| *unit).collect();
+            for unit in &orphaned {
+                st.leases.remove(unit);
+                st.queue.push_front(*unit);
+            }
+            tracing::info!(agent.id = %agent_id, requeued = orphaned.len(), "agent disconnected");
+        }
+        self.dispatch();
+    }
+
+    /// Checks that a batch belongs to a live lease of this agent.
+    pub fn check_batch(&self, agent_id: &str, key: LeaseKey, seq: u64) -> Result<BatchContext, Refusal> {
+        let st = self.state();
+        let lease = current_lease(&st, agent_id, key)?;
+        let region = st.agents.get(agent_id).map(|a| a.info.region.clone()).unwrap_or_default();
+        Ok(BatchContext { region, shard: lease.shard.clone(), duplicate: seq <= lease.acked_seq })
+    }
+
+    /// A batch is on disk: renew the lease and count it.
+    pub fn batch_stored(&self, agent_id: &str, key: LeaseKey, seq: u64) {
+        let mut st = self.state();
+        let lease_time = self.lease;
+        if let Some(lease) = lease_mut(&mut st, agent_id, key) {
+            lease.acked_seq = lease.acked_seq.max(seq);
+            lease.deadline = Instant::now() + lease_time;
+        }
+    }
+
+    pub fn progress(&self, agent_id: &str, key: LeaseKey, probes_done: u64) {
+        let mut st = self.state();
+        let lease_time = self.lease;
+        if let Some(lease) = lease_mut(&mut st, agent_id, key) {
+            lease.probes_done = probes_done;
+            lease.deadline = Instant::now() + lease_time;
+        }
+        let st = &*st;
+        if let Some(live) = st.scans.get(&key.scan_id) {
+            live.publish(&st.leases);
+        }
+    }
+
+    /// The agent finished a unit: record it once, and finish the scan when it
+    /// was the last one. The caller flushes the store afterwards.
+    pub fn complete(&self, agent_id: &str, key: LeaseKey, last_seq: u64, stats: ShardStats) -> Result<(), Refusal> {
+        {
+            let mut st = self.state();
+            let lease = current_lease(&st, agent_id, key)?;
+            if lease.acked_seq != last_seq {
+                return Err(Refusal::MissingBatches(key, last_seq.saturating_sub(lease.acked_seq)));
+            }
+            st.leases.remove(&(key.scan_id, key.shard_id));
+            if let Some(agent) = st.agents.get_mut(agent_id) {
+                agent.info.active_leases = agent.info.active_leases.saturating_sub(1);
+                agent.info.shards_done += 1;
+            }
+            self.persist_done(key, agent_id, stats);
+            let st = &mut *st;
+            if let Some(live) = st.scans.get_mut(&key.scan_id) {
+                live.absorb(&stats);
+                if live.shards_done >= live.record.shards_total {
+                    self.finish(live);
+                }
+                live.publish(&st.leases);
+                if live.record.finished_at.is_some() {
+                    st.scans.remove(&key.scan_id);
+                }
+            }
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    fn finish(&self, live: &mut LiveScan) {
+        live.record.finished_at = Some(SystemTime::now());
+        if let Err(e) = self.store.put_scan(&live.record) {
+            tracing::error!(scan.id = live.record.id, error = %e, "cannot record the end of a scan");
+        }
+        tracing::info!(scan.id = live.record.id, open = live.done.open, "scan finished");
+    }
+
+    fn persist_done(&self, key: LeaseKey, agent_id: &str, stats: ShardStats) {
+        let result = self.store.shard(key.scan_id, key.shard_id).and_then(|rec| {
+            let Some(mut rec) = rec else { return Ok(()) };
+            rec.state = ShardState::Done { agent: agent_id.to_string(), stats };
+            self.store.put_shard(&rec)
+        });
+        if let Err(e) = result {
+            tracing::error!(%key, error = %e, "cannot record a finished shard");
+        }
+    }
+
+    /// The agent gave up on a unit (or the coordinator refused its results):
+    /// it goes back to the queue.
+    pub fn release(&self, agent_id: &str, key: LeaseKey, reason: &str) {
+        {
+            let mut st = self.state();
+            if current_lease(&st, agent_id, key).is_err() {
+                return;
+            }
+            st.leases.remove(&(key.scan_id, key.shard_id));
+            if let Some(agent) = st.agents.get_mut(agent_id) {
+                agent.info.active_leases = agent.info.active_leases.saturating_sub(1);
+            }
+            st.queue.push_front((key.scan_id, key.shard_id));
+            tracing::warn!(agent.id = %agent_id, %key, %reason, "shard released; queued again");
+        }
+        self.dispatch();
+    }
+
+    /// Takes back leases whose agents went quiet past the deadline.
+    pub fn expire_leases(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut st = self.state();
+            let late: Vec<UnitId> = st.leases.iter().filter(|(_, l)| l.deadline <= now).map(|(u, _)| *u).collect();
+            for unit in late {
+                let lease = st.leases.remove(&unit).expect("listed above");
+                if let Some(agent) = st.agents.get_mut(&lease.agent) {
+                    agent.info.active_leases = agent.info.active_leases.saturating_sub(1);
+                    let cancel = v1::CancelShard { scan_id: unit.0, shard_id: unit.1, reason: "lease expired".into() };
+                    let _ = agent.tx.try_send(Ok(v1::CoordinatorMessage { body: Some(Body::Cancel(cancel)) }));
+                }
+                st.queue.push_front(unit);
+                expired.push((unit, lease.agent));
+            }
+        }
+        for ((scan, shard), agent) in &expired {
+            tracing::warn!(scan.id = scan, shard.id = shard, agent.id = %agent, "lease expired; shard queued again");
+        }
+        if !expired.is_empty() {
+            self.dispatch();
+        }
+    }
+
+    /// Hands queued units to agents with free capacity, least loaded first.
+    pub fn dispatch(&self) {
+        let mut st = self.state();
+        while !st.queue.is_empty() {
+            let Some(agent_id) = st
+                .agents
+                .iter()
+                .filter(|(_, a)| a.info.active_leases < a.info.capacity && a.tx.capacity() > 0)
+                .min_by_key(|(_, a)| a.info.active_leases * 1000 / a.info.capacity)
+                .map(|(id, _)| id.clone())
+            else {
+                return;
+            };
+            let unit = st.queue.pop_front().expect("queue is not empty");
+            match self.lease_to(&mut st, unit, &agent_id) {
+                Ok(true) => {}
+                // The agent's stream is full or closing: try again on the next event.
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(scan.id = unit.0, shard.id = unit.1, error = %e, "cannot lease shard; it stays queued");
+                    st.queue.push_back(unit);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Leases `unit` to the agent; `Ok(false)` when the agent cannot take it
+    /// now (the unit is back in the queue). Units of unknown scans or already
+    /// done are dropped from the queue.
+    fn lease_to(&self, st: &mut State, unit: UnitId, agent_id: &str) -> Result<bool, StoreError> {
+        let Some(live) = st.scans.get(&unit.0) else { return Ok(true) };
+        let Some(mut rec) = self.store.shard(unit.0, unit.1)? else { return Ok(true) };
+        if rec.is_done() {
+            return Ok(true);
+        }
+        let (Ok(targets), Ok(ports)) = (TargetSet::parse(&rec.targets), PortSpec::parse(&rec.ports)) else {
+            return Err(StoreError::Decode { what: "shard", detail: format!("shard {} of scan {}", unit.1, unit.0) });
+        };
+        rec.epoch += 1;
+        rec.state = ShardState::Leased { agent: agent_id.to_string() };
+        self.store.put_shard(&rec)?;
+        let key = LeaseKey { scan_id: unit.0, shard_id: unit.1, epoch: rec.epoch };
+        let assignment = Assignment {
+            key,
+            scope: (*live.scope).clone(),
+            targets: targets.clone(),
+            ports: ports.clone(),
+            options: live.record.options.clone(),
+            lease: self.lease,
+        };
+        let shard = Arc::new(ShardScope { targets, ports, scope: live.scope.clone() });
+        let agent = st.agents.get_mut(agent_id).expect("chosen from the map");
+        let msg = v1::CoordinatorMessage { body: Some(Body::Assignment((&assignment).into())) };
+        if agent.tx.try_send(Ok(msg)).is_err() {
+            st.queue.push_front(unit);
+            return Ok(false);
+        }
+        agent.info.active_leases += 1;
+        let lease = Lease {
+            agent: agent_id.to_string(),
+            epoch: rec.epoch,
+            deadline: Instant::now() + self.lease,
+            shard,
+            acked_seq: 0,
+            probes_done: 0,
+        };
+        st.leases.insert(unit, lease);
+        tracing::debug!(agent.id = %agent_id, %key, "shard leased");
+        Ok(true)
+    }
+
+    pub fn agents(&self) -> Vec<v1::AgentInfo> {
+        self.state().agents.values().map(|a| a.info.clone()).collect()
+    }
+
+    /// Live status of an unfinished scan.
+    pub fn watch(&self, scan_id: u64) -> Option<watch::Receiver<v1::ScanStatus>> {
+        self.state().scans.get(&scan_id).map(|s| s.status.subscribe())
+    }
+}
+
+fn current_lease<'a>(st: &'a State, agent_id: &str, key: LeaseKey) -> Result<&'a Lease, Refusal> {
+    st.leases
+        .get(&(key.scan_id, key.shard_id))
+        .filter(|l| l.agent == agent_id && l.epoch == key.epoch)
+        .ok_or(Refusal::StaleLease(key))
+}
+
+fn lease_mut<'a>(st: &'a mut State, agent_id: &str, key: LeaseKey) -> Option<&'a mut Lease> {
+    st.leases.get_mut(&(key.scan_id, key.shard_id)).filter(|l| l.agent == agent_id && l.epoch == key.epoch)
+}
+
+impl LiveScan {
+    fn absorb(&mut self, s: &ShardStats) {
+        self.shards_done += 1;
+        self.done.add(s);
+    }
+
+    fn publish(&self, leases: &HashMap<UnitId, Lease>) {
+        let running: u64 =
+            leases.iter().filter(|((scan, _), _)| *scan == self.record.id).map(|(_, l)| l.probes_done).sum();
+        let mut status = status_of(&self.record, self.shards_done, &self.done);
+        status.probes_done += running;
+        self.status.send_replace(status);
+    }
+}
+
+/// A scan's status from its record and the sum of its finished shards.
+pub fn status_of(record: &ScanRecord, shards_done: u64, done: &ShardStats) -> v1::ScanStatus {
+    v1::ScanStatus {
+        scan_id: record.id,
+        label: record.label.clone(),
+        started_at: Some(time_to_wire(record.created_at)),
+        finished_at: record.finished_at.map(time_to_wire),
+        shards_total: record.shards_total,
+        shards_done,
+        probes_total: record.probes_total,
+        probes_done: done.probes,
+        open: done.open,
+        finished: record.finished_at.is_some(),
+        targets: record.targets.clone(),
+        ports: record.ports.clone(),
+        closed: done.closed,
+        filtered: done.filtered,
+        refused: done.refused,
+    }
+}
+
+#[cfg(test)]
+mod tests;

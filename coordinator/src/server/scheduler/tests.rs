@@ -1,0 +1,129 @@
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use vantage_proto::v1;
+use vantage_proto::v1::coordinator_message::Body;
+use vantage_shared::{LeaseKey, Scope};
+
+use super::*;
+use crate::server::planner;
+
+fn hello(name: &str) -> v1::Hello {
+    v1::Hello { name: name.into(), region: "r1".into(), version: "test".into(), capacity: 1 }
+}
+
+/// Plans and stores a scan of `ports` on 127.0.0.1, one shard per port.
+fn add_scan(store: &Store, sched: &Scheduler, ports: &str) -> u64 {
+    let req = v1::StartScanRequest { targets: "127.0.0.1".into(), ports: ports.into(), ..Default::default() };
+    let mut plan = planner::plan(&req, &Scope::loopback(), 1).unwrap();
+    let id = store.next_scan_id().unwrap();
+    plan.assign_id(id);
+    store.put_shards(&plan.shards).unwrap();
+    store.put_scan(&plan.record).unwrap();
+    sched.add_scan(plan.record, &plan.shards);
+    id
+}
+
+fn connect(sched: &Scheduler, name: &str) -> (String, mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>) {
+    let (tx, rx) = mpsc::channel(16);
+    let id = sched.register_agent(&hello(name), tx);
+    sched.dispatch();
+    (id, rx)
+}
+
+fn next_assignment(rx: &mut mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>) -> LeaseKey {
+    loop {
+        match rx.try_recv().expect("a message is queued").unwrap().body {
+            Some(Body::Assignment(a)) => return LeaseKey { scan_id: a.scan_id, shard_id: a.shard_id, epoch: a.epoch },
+            _ => continue,
+        }
+    }
+}
+
+fn fixture() -> (tempfile::TempDir, Store, Scheduler) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sched = Scheduler::new(store.clone(), Duration::from_secs(60));
+    (dir, store, sched)
+}
+
+#[test]
+fn a_dead_agents_unit_goes_to_another_under_a_new_epoch() {
+    let (_dir, store, sched) = fixture();
+    add_scan(&store, &sched, "80");
+    let (a, mut rx_a) = connect(&sched, "a");
+    let first = next_assignment(&mut rx_a);
+    assert!(sched.check_batch(&a, first, 1).is_ok());
+
+    sched.agent_gone(&a);
+    let (b, mut rx_b) = connect(&sched, "b");
+    let second = next_assignment(&mut rx_b);
+    assert_eq!((second.scan_id, second.shard_id), (first.scan_id, first.shard_id));
+    assert!(second.epoch > first.epoch);
+
+    // The old lease can neither add results nor complete the unit.
+    assert_eq!(sched.check_batch(&a, first, 2).unwrap_err(), Refusal::StaleLease(first));
+    assert!(sched.complete(&a, first, 0, ShardStats::default()).is_err());
+    assert!(sched.complete(&b, second, 0, ShardStats::default()).is_ok());
+    // Exactly once.
+    assert!(sched.complete(&b, second, 0, ShardStats::default()).is_err());
+    assert!(store.scan(first.scan_id).unwrap().unwrap().finished_at.is_some());
+}
+
+#[test]
+fn completion_needs_every_batch_stored() {
+    let (_dir, store, sched) = fixture();
+    add_scan(&store, &sched, "80");
+    let (a, mut rx) = connect(&sched, "a");
+    let key = next_assignment(&mut rx);
+    sched.batch_stored(&a, key, 1);
+    assert_eq!(sched.complete(&a, key, 2, ShardStats::default()), Err(Refusal::MissingBatches(key, 1)));
+    assert!(sched.complete(&a, key, 1, ShardStats::default()).is_ok());
+}
+
+#[test]
+fn a_resent_batch_is_recognised() {
+    let (_dir, store, sched) = fixture();
+    add_scan(&store, &sched, "80");
+    let (a, mut rx) = connect(&sched, "a");
+    let key = next_assignment(&mut rx);
+    sched.batch_stored(&a, key, 1);
+    assert!(sched.check_batch(&a, key, 1).unwrap().duplicate);
+    assert!(!sched.check_batch(&a, key, 2).unwrap().duplicate);
+}
+
+#[tokio::test]
+async fn a_restart_raises_epochs_past_every_old_lease() {
+    let (dir, store, sched) = fixture();
+    let scan = add_scan(&store, &sched, "80,81");
+    let (_a, mut rx) = connect(&sched, "a");
+    let before = next_assignment(&mut rx);
+    drop((sched, store));
+
+    let store = Store::open(dir.path()).unwrap();
+    let sched = Scheduler::new(store.clone(), Duration::from_secs(60));
+    assert_eq!(sched.restore().await.unwrap(), 1);
+    let (b, mut rx) = connect(&sched, "b");
+    let after = next_assignment(&mut rx);
+    assert_eq!(after.scan_id, scan);
+    assert!(after.epoch > before.epoch + 1, "{after} vs {before}");
+    assert!(sched.check_batch(&b, before, 1).is_err());
+}
+
+#[test]
+fn an_expired_lease_is_cancelled_and_given_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sched = Scheduler::new(store.clone(), Duration::ZERO);
+    add_scan(&store, &sched, "80");
+    let (a, mut rx_a) = connect(&sched, "a");
+    let first = next_assignment(&mut rx_a);
+    sched.expire_leases();
+    let cancelled = rx_a.try_recv().unwrap().unwrap();
+    assert!(matches!(cancelled.body, Some(Body::Cancel(c)) if c.shard_id == first.shard_id));
+    // Leased again at once, under a newer epoch; the old one is refused.
+    let again = next_assignment(&mut rx_a);
+    assert_eq!(again.shard_id, first.shard_id);
+    assert!(again.epoch > first.epoch);
+    assert!(sched.check_batch(&a, first, 1).is_err());
+}

@@ -1,0 +1,56 @@
+//! Key encodings: big-endian and fixed-width, so that sled's ordered
+//! iteration is the natural order (scan, then address, protocol, port).
+
+use std::net::IpAddr;
+
+use vantage_shared::Proto;
+
+pub fn scan_key(scan_id: u64) -> [u8; 8] {
+    scan_id.to_be_bytes()
+}
+
+pub fn shard_key(scan_id: u64, shard_id: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&scan_id.to_be_bytes());
+    k[8..].copy_from_slice(&shard_id.to_be_bytes());
+    k
+}
+
+/// (scan, family, address as 16 bytes, protocol, port, region).
+/// IPv4 sorts before IPv6 through the family byte.
+pub fn observation_key(scan_id: u64, addr: IpAddr, proto: Proto, port: u16, region: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 1 + 16 + 1 + 2 + region.len());
+    k.extend_from_slice(&scan_id.to_be_bytes());
+    match addr {
+        IpAddr::V4(a) => {
+            k.push(4);
+            k.extend_from_slice(&[0u8; 12]);
+            k.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            k.push(6);
+            k.extend_from_slice(&a.octets());
+        }
+    }
+    k.push(match proto {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+    });
+    k.extend_from_slice(&port.to_be_bytes());
+    k.extend_from_slice(region.as_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observation_keys_sort_naturally() {
+        let k = |a: &str, p| observation_key(1, a.parse().unwrap(), Proto::Tcp, p, "r1");
+        let mut keys = vec![k("::1", 1), k("198.18.0.10", 22), k("198.18.0.9", 443), k("198.18.0.9", 80)];
+        keys.sort();
+        assert_eq!(keys, vec![k("198.18.0.9", 80), k("198.18.0.9", 443), k("198.18.0.10", 22), k("::1", 1)]);
+        assert!(observation_key(1, "::1".parse().unwrap(), Proto::Tcp, 1, "") < scan_key(2).to_vec());
+    }
+}

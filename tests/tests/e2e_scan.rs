@@ -1,0 +1,142 @@
+//! A whole scan end to end, against loopback listeners whose truth we know:
+//! (a) the embedded default, (b) a coordinator with two agent processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use vantage_tests::bins;
+use vantage_tests::proc::{Guard, run, wait_for};
+use vantage_tests::targets::{LoopbackTargets, banner};
+
+const SCAN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Open ports reported in a `--format json` document, with their banners and agents.
+fn reported(doc: &Value) -> BTreeMap<u16, (String, String)> {
+    let mut out = BTreeMap::new();
+    for o in doc["observations"].as_array().expect("observations array") {
+        assert_eq!(o["addr"], "127.0.0.1");
+        assert_eq!(o["state"], "open");
+        let port = o["port"].as_u64().unwrap() as u16;
+        let prev =
+            out.insert(port, (o["banner"].as_str().unwrap().to_string(), o["agent"].as_str().unwrap().to_string()));
+        assert!(prev.is_none(), "port {port} reported twice");
+    }
+    out
+}
+
+fn assert_matches_truth(doc: &Value, truth: &LoopbackTargets) {
+    let got = reported(doc);
+    let open: BTreeSet<u16> = got.keys().copied().collect();
+    assert_eq!(open, truth.open, "reported open ports differ from the listeners");
+    assert!(truth.closed.iter().all(|p| !got.contains_key(p)), "a closed port was reported open");
+    for port in &truth.greeting {
+        assert_eq!(got[port].0, banner(*port).replace("\r\n", "\\r\\n"), "banner of port {port}");
+    }
+    let probes = truth.open.len() + truth.closed.len();
+    assert_eq!(doc["scan"]["probes_done"].as_u64(), Some(probes as u64));
+    assert_eq!(doc["scan"]["open"].as_u64(), Some(truth.open.len() as u64));
+    assert_eq!(doc["scan"]["closed"].as_u64(), Some(truth.closed.len() as u64));
+    assert_eq!(doc["scan"]["finished"], true);
+}
+
+#[test]
+fn embedded_scan_finds_exactly_the_listeners() {
+    let truth = LoopbackTargets::start(12, 40);
+    let data = tempfile::tempdir().unwrap();
+    let out = run(
+        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args([
+            "scan",
+            "--targets",
+            "127.0.0.1",
+            "--ports",
+            &truth.port_spec(),
+            "--format",
+            "json",
+        ]),
+        SCAN_LIMIT,
+    );
+    assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_matches_truth(&doc, &truth);
+
+    // The same results are in the store for later commands.
+    let again = run(
+        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args(["results", "--format", "json"]),
+        SCAN_LIMIT,
+    );
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let stored: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(reported(&stored), reported(&doc));
+}
+
+/// A free loopback port for the coordinator to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn coordinator_splits_the_scan_between_two_agent_processes() {
+    let truth = LoopbackTargets::start(16, 48);
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let listen = url.trim_start_matches("http://").to_string();
+    // Tiny shards, so that both agents get some.
+    let _coordinator = Guard::spawn(
+        "coordinator",
+        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args([
+            "serve",
+            "--listen",
+            &listen,
+            "--shard-probes",
+            "4",
+        ]),
+    );
+    let _agents: Vec<Guard> = ["r1", "r2"]
+        .iter()
+        .map(|region| {
+            Guard::spawn(
+                region,
+                Command::new(bins::agent()).args([
+                    "--coordinator",
+                    &url,
+                    "--region",
+                    region,
+                    "--name",
+                    "agent",
+                    "--capacity",
+                    "1",
+                ]),
+            )
+        })
+        .collect();
+    wait_for("two agents to connect", Duration::from_secs(30), || {
+        let out = run(
+            Command::new(bins::vantage()).args(["fleet", "list", "--format", "json", "--coordinator", &url]),
+            SCAN_LIMIT,
+        );
+        let agents: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (agents.as_array()?.len() == 2).then_some(())
+    });
+
+    let out = run(
+        Command::new(bins::vantage()).args([
+            "scan",
+            "--coordinator",
+            &url,
+            "--targets",
+            "127.0.0.1",
+            "--ports",
+            &truth.port_spec(),
+            "--format",
+            "json",
+        ]),
+        SCAN_LIMIT,
+    );
+    assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_matches_truth(&doc, &truth);
+    let agents: BTreeSet<String> = reported(&doc).into_values().map(|(_, agent)| agent).collect();
+    assert_eq!(agents, BTreeSet::from(["r1/agent".to_string(), "r2/agent".to_string()]), "work was not split");
+}
