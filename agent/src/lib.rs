@@ -10,6 +10,7 @@
 //! * [`policy`]: the agent's local allow/deny lists.
 //! * [`session`]: the connection to the coordinator and its reconnect loop.
 //! * [`work`]: running one assignment: batches, acknowledgements, completion.
+//! * [`tally`]: spotting hosts that answer on every port.
 //! * [`engine`]: the scanner itself (probe order, connect scan, banners).
 //! * [`process`]: logging and signal handling, shared with the `vantage` binary.
 
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod policy;
 pub mod process;
 pub mod session;
+pub mod tally;
 pub mod work;
 
 pub use config::{AgentArgs, AgentConfig};

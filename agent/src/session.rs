@@ -21,6 +21,7 @@ use vantage_shared::{Assignment, LeaseKey};
 
 use crate::config::AgentConfig;
 use crate::engine::limits;
+use crate::engine::rate::RateLimits;
 use crate::policy::LocalPolicy;
 use crate::work::{ShardEnd, ShardRun};
 
@@ -33,6 +34,8 @@ pub struct Agent {
     cfg: AgentConfig,
     policy: Arc<LocalPolicy>,
     max_in_flight: usize,
+    /// Whether raw sockets (SYN mode) are available to this process.
+    raw_sockets: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +55,21 @@ impl Agent {
         let budget = limits::socket_budget(limits::raise_nofile_limit());
         let max_in_flight = (cfg.max_in_flight as usize).min(budget / cfg.capacity as usize).max(1);
         let policy = Arc::new(cfg.policy.clone());
-        Agent { cfg, policy, max_in_flight }
+        let raw_sockets = crate::engine::syn::raw_sockets_allowed();
+        Agent { cfg, policy, max_in_flight, raw_sockets }
     }
 
     /// Runs until `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = self.cfg.min_backoff;
-        tracing::info!(coordinator = %self.cfg.coordinator, agent.region = %self.cfg.region, allow = %self.policy.allow(), max_in_flight = self.max_in_flight, "agent starting");
+        tracing::info!(
+            coordinator = %self.cfg.coordinator,
+            agent.region = %self.cfg.region,
+            allow = %self.policy.allow(),
+            max_in_flight = self.max_in_flight,
+            syn = self.raw_sockets,
+            "agent starting"
+        );
         while !shutdown.is_cancelled() {
             let mut welcomed = false;
             match self.session(&shutdown, &mut welcomed).await {
@@ -107,7 +118,8 @@ impl Agent {
         }
 
         let session_cancel = shutdown.child_token();
-        let mut shards = Shards { runs: JoinSet::new(), acks: HashMap::new(), cancels: HashMap::new() };
+        let mut shards =
+            Shards { runs: JoinSet::new(), acks: HashMap::new(), cancels: HashMap::new(), limits: HashMap::new() };
         let result = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
@@ -161,6 +173,8 @@ struct Shards {
     runs: JoinSet<(LeaseKey, ShardEnd)>,
     acks: HashMap<LeaseKey, mpsc::Sender<v1::BatchAck>>,
     cancels: HashMap<LeaseKey, CancellationToken>,
+    /// Rate caps per scan, shared by the scan's shards on this agent.
+    limits: HashMap<u64, Arc<RateLimits>>,
 }
 
 impl Shards {
@@ -177,10 +191,17 @@ impl Shards {
         let (ack_tx, acks) = mpsc::channel(crate::work::MAX_UNACKED as usize + 1);
         self.acks.insert(key, ack_tx);
         self.cancels.insert(key, cancel.clone());
+        let limits = self
+            .limits
+            .entry(key.scan_id)
+            .or_insert_with(|| Arc::new(RateLimits::new(assignment.options.rate, assignment.options.host_rate)))
+            .clone();
         let run = ShardRun {
             assignment,
             policy: agent.policy.clone(),
             max_in_flight: agent.max_in_flight,
+            raw_sockets: agent.raw_sockets,
+            limits,
             out,
             acks,
             cancel,
@@ -192,6 +213,9 @@ impl Shards {
         let Ok((key, end)) = joined else { return };
         self.acks.remove(&key);
         self.cancels.remove(&key);
+        if !self.cancels.keys().any(|k| k.scan_id == key.scan_id) {
+            self.limits.remove(&key.scan_id);
+        }
         match end {
             ShardEnd::Done(stats) => tracing::info!(%key, open = stats.open, probes = stats.probes, "shard done"),
             ShardEnd::Refused(reason) => tracing::warn!(%key, %reason, "coordinator refused the shard's results"),

@@ -1,13 +1,14 @@
 //! Running one assignment: scope check, engine, batches, acknowledgements.
 //!
 //! Open ports are sent up in numbered batches as they are found (no
-//! whole-shard buffering). At most [`MAX_UNACKED`] batches are unacknowledged
-//! at once; when the window is full the engine waits, so a slow coordinator
-//! slows the scan instead of growing memory. The shard is reported done only
-//! after every batch was acknowledged, i.e. is on the coordinator's disk.
+//! whole-shard buffering beyond the answers-all check of [`crate::tally`]).
+//! At most [`MAX_UNACKED`] batches are unacknowledged at once; when the
+//! window is full the engine waits, so a slow coordinator slows the scan
+//! instead of growing memory. The shard is reported done only after every
+//! batch was acknowledged, i.e. is on the coordinator's disk.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -15,12 +16,15 @@ use tokio_util::sync::CancellationToken;
 use vantage_proto::v1;
 use vantage_proto::v1::agent_message::Body;
 use vantage_shared::convert::{addr_to_bytes, duration_to_wire, time_to_wire};
-use vantage_shared::{Assignment, PortState};
+use vantage_shared::{Assignment, PortState, ScanMode, TargetSet};
 
 use crate::engine::connect::{self, ConnectConfig};
 use crate::engine::order::ProbeSpace;
-use crate::engine::{EngineStats, ProbeResult};
+use crate::engine::rate::RateLimits;
+use crate::engine::syn::{self, SynConfig};
+use crate::engine::{EngineStats, ProbeResult, RunHandles};
 use crate::policy::LocalPolicy;
+use crate::tally::{Tally, Verdict};
 
 /// Batches in flight without an acknowledgement.
 pub const MAX_UNACKED: u64 = 8;
@@ -47,9 +51,48 @@ pub struct ShardRun {
     pub policy: Arc<LocalPolicy>,
     /// The agent's own cap on probes in flight.
     pub max_in_flight: usize,
+    /// May this agent open raw sockets (for SYN mode)?
+    pub raw_sockets: bool,
+    /// Rate caps of this scan on this agent, shared with its other shards.
+    pub limits: Arc<RateLimits>,
     pub out: mpsc::Sender<v1::AgentMessage>,
     pub acks: mpsc::Receiver<v1::BatchAck>,
     pub cancel: CancellationToken,
+}
+
+/// The engine a shard runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Connect,
+    Syn,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Connect => "connect",
+            Engine::Syn => "syn",
+        }
+    }
+}
+
+/// SYN scanning needs raw sockets and speaks IPv4 only; otherwise connect.
+fn choose_engine(mode: ScanMode, raw_sockets: bool, targets: &TargetSet) -> Engine {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let ipv4_only = targets.ranges().iter().all(|r| r.family() == vantage_shared::addr::Family::V4);
+    match mode {
+        ScanMode::Connect => Engine::Connect,
+        ScanMode::Auto if raw_sockets && ipv4_only => Engine::Syn,
+        ScanMode::Auto => Engine::Connect,
+        ScanMode::Syn if raw_sockets && ipv4_only => Engine::Syn,
+        ScanMode::Syn => {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                let why = if raw_sockets { "it scans IPv4 only" } else { "it needs CAP_NET_RAW" };
+                tracing::warn!("SYN mode unavailable ({why}); falling back to a connect scan");
+            }
+            Engine::Connect
+        }
+    }
 }
 
 impl ShardRun {
@@ -61,32 +104,23 @@ impl ShardRun {
             tracing::warn!(refused = %admitted.refused, "assignment names addresses outside scope or local policy; they are skipped");
         }
         let started = Instant::now();
-        let cfg = ConnectConfig {
-            timeout: a.options.connect_timeout,
-            max_in_flight: (a.options.max_in_flight as usize).min(self.max_in_flight),
-            retries: a.options.retries,
-            banner_timeout: a.options.banner_timeout,
-            banner_max_bytes: a.options.banner_max_bytes as usize,
-        };
+        let engine = choose_engine(a.options.mode, self.raw_sockets, &admitted.targets);
+        let space = Arc::new(ProbeSpace::new(admitted.targets, a.ports.clone()));
+        let handles =
+            RunHandles { limits: self.limits.clone(), cancel: self.cancel.child_token(), ..Default::default() };
         let (tx, rx) = mpsc::channel(1024);
-        let progress = Arc::new(AtomicU64::new(0));
-        let engine_cancel = self.cancel.child_token();
-        let engine = {
-            let policy = self.policy.clone();
-            let scope = a.scope.clone();
-            let space = ProbeSpace::new(admitted.targets, a.ports.clone());
-            let (progress, cancel) = (progress.clone(), engine_cancel.clone());
-            tokio::spawn(async move {
-                let permits = |addr| scope.permits(addr) && policy.permits(addr);
-                connect::scan(&cfg, space.iter(), permits, tx, progress, cancel).await
-            })
-        };
-        let end = self.pump(rx, &progress).await;
-        engine_cancel.cancel();
-        let stats = engine.await.unwrap_or_default();
+        let task = tokio::spawn(run_engine(engine, self.engine_config(), space.clone(), tx, handles.clone(), {
+            let (policy, scope) = (self.policy.clone(), a.scope.clone());
+            move |addr| scope.permits(addr) && policy.permits(addr)
+        }));
+        let mut tally = Tally::new(space.ports().len());
+        let end = self.pump(rx, &handles, &mut tally).await;
+        handles.cancel.cancel();
+        let stats = task.await.unwrap_or_default();
         match end {
-            Ok(last_seq) => {
-                let done = self.done_message(last_seq, stats, admitted.refused, started.elapsed());
+            Ok((last_seq, answers_all)) => {
+                let summary = Summary { last_seq, stats, refused: admitted.refused, answers_all, engine };
+                let done = self.done_message(summary, started.elapsed());
                 if self.out.send(done).await.is_err() {
                     return ShardEnd::Disconnected;
                 }
@@ -96,11 +130,28 @@ impl ShardRun {
         }
     }
 
+    fn engine_config(&self) -> ConnectConfig {
+        let o = &self.assignment.options;
+        ConnectConfig {
+            timeout: o.connect_timeout,
+            max_in_flight: (o.max_in_flight as usize).min(self.max_in_flight),
+            retries: o.retries,
+            banner_timeout: o.banner_timeout,
+            banner_max_bytes: o.banner_max_bytes as usize,
+        }
+    }
+
     /// Moves results into batches until the engine is done and every batch is
-    /// acknowledged; returns the last sequence number.
-    async fn pump(&mut self, mut rx: mpsc::Receiver<ProbeResult>, progress: &AtomicU64) -> Result<u64, ShardEnd> {
+    /// acknowledged; returns the last sequence number and the number of
+    /// answers-all hosts.
+    async fn pump(
+        &mut self,
+        mut rx: mpsc::Receiver<ProbeResult>,
+        handles: &RunHandles,
+        tally: &mut Tally,
+    ) -> Result<(u64, u64), ShardEnd> {
         let mut pending: Vec<v1::Observation> = Vec::new();
-        let (mut seq, mut acked) = (0u64, 0u64);
+        let (mut seq, mut acked, mut answers_all) = (0u64, 0u64, 0u64);
         let mut engine_done = false;
         let mut flush_at = tokio::time::Instant::now() + BATCH_DELAY;
         let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
@@ -109,23 +160,35 @@ impl ShardRun {
             let due = !pending.is_empty() && (full || engine_done || tokio::time::Instant::now() >= flush_at);
             if due && seq - acked < MAX_UNACKED {
                 seq += 1;
-                self.send_batch(seq, std::mem::take(&mut pending)).await?;
+                let batch: Vec<_> = pending.drain(..pending.len().min(BATCH_SIZE)).collect();
+                self.send_batch(seq, batch).await?;
                 continue;
             }
             if engine_done && pending.is_empty() && acked == seq {
-                return Ok(seq);
+                return Ok((seq, answers_all));
             }
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(ShardEnd::Cancelled),
-                r = rx.recv(), if !engine_done && !full => match r {
-                    Some(r) if r.state == PortState::Open => {
-                        if pending.is_empty() {
-                            flush_at = tokio::time::Instant::now() + BATCH_DELAY;
+                r = rx.recv(), if !engine_done && !full => {
+                    let was_empty = pending.is_empty();
+                    match r {
+                        Some(r) => match tally.add(r, &handles.quiet) {
+                            Some(Verdict::Ports(ports)) => pending.extend(ports.iter().map(observation)),
+                            Some(Verdict::AnswersAll { addr, open, probed }) => {
+                                tracing::info!(target.addr = %addr, open, probed, "host answers on (nearly) every port; reported once");
+                                answers_all += 1;
+                                pending.push(observation(&ProbeResult::new(addr, 0, PortState::AnswersAll, Duration::ZERO)));
+                            }
+                            None => {}
+                        },
+                        None => {
+                            engine_done = true;
+                            pending.extend(tally.drain().iter().map(observation));
                         }
-                        pending.push(observation(&r));
                     }
-                    Some(_) => {}
-                    None => engine_done = true,
+                    if was_empty && !pending.is_empty() {
+                        flush_at = tokio::time::Instant::now() + BATCH_DELAY;
+                    }
                 },
                 ack = self.acks.recv() => match ack {
                     Some(ack) if !ack.accepted => return Err(ShardEnd::Refused(ack.reason)),
@@ -133,7 +196,7 @@ impl ShardRun {
                     None => return Err(ShardEnd::Disconnected),
                 },
                 _ = tokio::time::sleep_until(flush_at), if !pending.is_empty() && !due => {}
-                _ = progress_tick.tick() => self.send_progress(progress.load(Ordering::Relaxed)).await?,
+                _ = progress_tick.tick() => self.send_progress(handles.progress.load(Ordering::Relaxed)).await?,
             }
         }
     }
@@ -160,20 +223,59 @@ impl ShardRun {
         self.out.send(v1::AgentMessage { body: Some(body) }).await.map_err(|_| ShardEnd::Disconnected)
     }
 
-    fn done_message(&self, last_seq: u64, s: EngineStats, refused: u128, elapsed: Duration) -> v1::AgentMessage {
+    fn done_message(&self, s: Summary, elapsed: Duration) -> v1::AgentMessage {
         let k = self.assignment.key;
         let stats = v1::ShardStats {
-            probes: s.probes,
-            open: s.open,
-            closed: s.closed,
-            filtered: s.filtered,
-            refused: refused.min(u64::MAX as u128) as u64,
+            probes: s.stats.probes,
+            open: s.stats.open,
+            closed: s.stats.closed,
+            filtered: s.stats.filtered,
+            refused: s.refused.min(u64::MAX as u128) as u64,
             elapsed: Some(duration_to_wire(elapsed)),
+            mode: s.engine.name().to_string(),
+            answers_all_hosts: s.answers_all,
         };
-        let done =
-            v1::ShardDone { scan_id: k.scan_id, shard_id: k.shard_id, epoch: k.epoch, last_seq, stats: Some(stats) };
+        let done = v1::ShardDone {
+            scan_id: k.scan_id,
+            shard_id: k.shard_id,
+            epoch: k.epoch,
+            last_seq: s.last_seq,
+            stats: Some(stats),
+        };
         v1::AgentMessage { body: Some(Body::Done(done)) }
     }
+}
+
+/// What a finished shard reports.
+struct Summary {
+    last_seq: u64,
+    stats: EngineStats,
+    refused: u128,
+    answers_all: u64,
+    engine: Engine,
+}
+
+async fn run_engine(
+    engine: Engine,
+    cfg: ConnectConfig,
+    space: Arc<ProbeSpace>,
+    tx: mpsc::Sender<ProbeResult>,
+    handles: RunHandles,
+    permits: impl Fn(std::net::IpAddr) -> bool + Send + Sync + Clone + 'static,
+) -> EngineStats {
+    if engine == Engine::Syn {
+        let syn_cfg = SynConfig {
+            timeout: cfg.timeout.min(Duration::from_millis(500)),
+            retries: cfg.retries,
+            banner_timeout: cfg.banner_timeout,
+            banner_max_bytes: cfg.banner_max_bytes,
+        };
+        match syn::scan(&syn_cfg, space.clone(), permits.clone(), tx.clone(), &handles).await {
+            Ok(stats) => return stats,
+            Err(e) => tracing::warn!(error = %e, "SYN scan failed to start; falling back to a connect scan"),
+        }
+    }
+    connect::scan(&cfg, space.shuffled(), permits, tx, &handles).await
 }
 
 fn observation(r: &ProbeResult) -> v1::Observation {

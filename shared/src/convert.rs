@@ -130,6 +130,7 @@ impl From<PortState> for v1::PortState {
             PortState::Open => v1::PortState::Open,
             PortState::Closed => v1::PortState::Closed,
             PortState::Filtered => v1::PortState::Filtered,
+            PortState::AnswersAll => v1::PortState::AnswersAll,
         }
     }
 }
@@ -162,9 +163,14 @@ impl TryFrom<&v1::Observation> for Observation {
             Ok(v1::PortState::Open) => PortState::Open,
             Ok(v1::PortState::Closed) => PortState::Closed,
             Ok(v1::PortState::Filtered) => PortState::Filtered,
+            Ok(v1::PortState::AnswersAll) => PortState::AnswersAll,
             _ => return Err(ConvertError::Enum(o.state)),
         };
-        let port = u16::try_from(o.port).ok().filter(|p| *p >= 1).ok_or(ConvertError::PortRange(o.port, o.port))?;
+        // Port 0 stands for "the whole host", which only an answers-all observation is about.
+        let port = u16::try_from(o.port)
+            .ok()
+            .filter(|p| (*p == 0) == (state == PortState::AnswersAll))
+            .ok_or(ConvertError::PortRange(o.port, o.port))?;
         Ok(Observation {
             addr: addr_from_bytes(&o.addr)?,
             proto,
@@ -206,6 +212,12 @@ mod tests {
         w.addr = vec![127, 0, 0, 1];
         w.port = 70_000;
         assert!(Observation::try_from(&w).is_err());
+        w.port = 0;
+        assert!(Observation::try_from(&w).is_err(), "port 0 is only for answers-all");
+        w.state = v1::PortState::AnswersAll as i32;
+        assert!(Observation::try_from(&w).is_ok());
+        w.port = 80;
+        assert!(Observation::try_from(&w).is_err(), "answers-all is about the whole host");
         assert!(ports_from_wire(&[v1::PortRange { first: 9, last: 3 }]).is_err());
         assert_eq!(ports_from_wire(&[]), Err(ConvertError::NoPorts));
     }

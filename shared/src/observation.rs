@@ -32,6 +32,10 @@ pub enum PortState {
     Closed,
     /// No answer, or an ICMP unreachable: something is in the way.
     Filtered,
+    /// The host completed a handshake on (nearly) every port probed (tarpit,
+    /// SYN proxy, accept-all firewall). One observation per host, port 0.
+    #[serde(rename = "answers-all")]
+    AnswersAll,
 }
 
 impl fmt::Display for PortState {
@@ -40,6 +44,7 @@ impl fmt::Display for PortState {
             PortState::Open => "open",
             PortState::Closed => "closed",
             PortState::Filtered => "filtered",
+            PortState::AnswersAll => "answers-all",
         })
     }
 }

@@ -15,6 +15,18 @@ pub enum ScanMode {
     Connect,
     /// Half-open scanning with raw packets; needs CAP_NET_RAW.
     Syn,
+    /// SYN when the agent may open raw sockets, connect otherwise.
+    Auto,
+}
+
+impl std::fmt::Display for ScanMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScanMode::Connect => "connect",
+            ScanMode::Syn => "syn",
+            ScanMode::Auto => "auto",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +39,12 @@ pub struct ProbeOptions {
     pub banner_timeout: Duration,
     pub banner_max_bytes: u32,
     pub retries: u32,
+    /// Probes per second for the agent as a whole; 0 means no cap.
+    #[serde(default)]
+    pub rate: u32,
+    /// Probes per second to one host; 0 means no cap.
+    #[serde(default)]
+    pub host_rate: u32,
 }
 
 impl Default for ProbeOptions {
@@ -38,6 +56,8 @@ impl Default for ProbeOptions {
             banner_timeout: Duration::from_millis(1500),
             banner_max_bytes: 1024,
             retries: 1,
+            rate: 0,
+            host_rate: 0,
         }
     }
 }
@@ -48,12 +68,15 @@ impl From<&ProbeOptions> for v1::ProbeOptions {
             mode: match o.mode {
                 ScanMode::Connect => v1::ScanMode::Connect,
                 ScanMode::Syn => v1::ScanMode::Syn,
+                ScanMode::Auto => v1::ScanMode::Auto,
             } as i32,
             connect_timeout: Some(duration_to_wire(o.connect_timeout)),
             max_in_flight: o.max_in_flight,
             banner_timeout: Some(duration_to_wire(o.banner_timeout)),
             banner_max_bytes: o.banner_max_bytes,
             retries: o.retries,
+            rate: o.rate,
+            host_rate: o.host_rate,
         }
     }
 }
@@ -66,6 +89,7 @@ impl From<&v1::ProbeOptions> for ProbeOptions {
         ProbeOptions {
             mode: match v1::ScanMode::try_from(w.mode) {
                 Ok(v1::ScanMode::Syn) => ScanMode::Syn,
+                Ok(v1::ScanMode::Auto) => ScanMode::Auto,
                 _ => ScanMode::Connect,
             },
             connect_timeout: duration_from_wire(w.connect_timeout.as_ref())
@@ -75,6 +99,8 @@ impl From<&v1::ProbeOptions> for ProbeOptions {
             banner_timeout: duration_from_wire(w.banner_timeout.as_ref()).unwrap_or(d.banner_timeout),
             banner_max_bytes: w.banner_max_bytes,
             retries: w.retries,
+            rate: w.rate,
+            host_rate: w.host_rate,
         }
     }
 }
@@ -101,7 +127,14 @@ mod tests {
 
     #[test]
     fn wire_round_trip() {
-        let o = ProbeOptions { mode: ScanMode::Syn, retries: 3, banner_max_bytes: 0, ..Default::default() };
+        let o = ProbeOptions {
+            mode: ScanMode::Syn,
+            retries: 3,
+            banner_max_bytes: 0,
+            rate: 50_000,
+            host_rate: 100,
+            ..Default::default()
+        };
         assert_eq!(ProbeOptions::from(&v1::ProbeOptions::from(&o)), o);
     }
 

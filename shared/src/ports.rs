@@ -119,6 +119,21 @@ impl PortSpec {
         None
     }
 
+    /// Position of `port` in ascending order (the inverse of [`PortSpec::nth`]).
+    pub fn index_of(&self, port: u16) -> Option<u32> {
+        let mut before = 0;
+        for r in &self.ranges {
+            if port < r.first {
+                return None;
+            }
+            if port <= r.last {
+                return Some(before + u32::from(port - r.first));
+            }
+            before += r.len();
+        }
+        None
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
         self.ranges.iter().flat_map(|r| r.first..=r.last)
     }
@@ -271,5 +286,15 @@ mod tests {
     fn nth_walks_ranges() {
         let p = PortSpec::parse("22,80-81").unwrap();
         assert_eq!((p.nth(0), p.nth(2), p.nth(3)), (Some(22), Some(81), None));
+    }
+
+    #[test]
+    fn index_of_inverts_nth() {
+        let p = PortSpec::parse("22,80-90,443,1000-1100").unwrap();
+        for i in 0..p.len() {
+            assert_eq!(p.index_of(p.nth(i).unwrap()), Some(i));
+        }
+        assert_eq!(p.index_of(23), None);
+        assert_eq!(p.index_of(2000), None);
     }
 }

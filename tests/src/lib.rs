@@ -11,3 +11,15 @@
 pub mod bins;
 pub mod proc;
 pub mod targets;
+
+/// Whether a test that needs root may run. In CI (`CI=true`) a missing
+/// privilege fails the test; elsewhere the test is skipped with a message.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs root, and CI must run it");
+    eprintln!("skipping {test}: needs root (raw sockets)");
+    false
+}

@@ -14,6 +14,7 @@ const SCAN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Open ports reported in a `--format json` document, with their banners and agents.
 fn reported(doc: &Value) -> BTreeMap<u16, (String, String)> {
+    // (banner, agent) by port
     let mut out = BTreeMap::new();
     for o in doc["observations"].as_array().expect("observations array") {
         assert_eq!(o["addr"], "127.0.0.1");
@@ -39,6 +40,49 @@ fn assert_matches_truth(doc: &Value, truth: &LoopbackTargets) {
     assert_eq!(doc["scan"]["open"].as_u64(), Some(truth.open.len() as u64));
     assert_eq!(doc["scan"]["closed"].as_u64(), Some(truth.closed.len() as u64));
     assert_eq!(doc["scan"]["finished"], true);
+}
+
+/// Runs an embedded `vantage scan --format json` with extra flags.
+fn embedded_scan(data: &std::path::Path, extra: &[&str]) -> Value {
+    let out = run(
+        Command::new(bins::vantage()).arg("--data-dir").arg(data).args(["scan", "--format", "json"]).args(extra),
+        SCAN_LIMIT,
+    );
+    assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+#[test]
+fn syn_scan_finds_exactly_the_listeners() {
+    if !vantage_tests::require_root("syn_scan_finds_exactly_the_listeners") {
+        return;
+    }
+    let truth = LoopbackTargets::start(12, 40);
+    let data = tempfile::tempdir().unwrap();
+    let doc = embedded_scan(data.path(), &["--mode", "syn", "--targets", "127.0.0.1", "--ports", &truth.port_spec()]);
+    assert_matches_truth(&doc, &truth);
+}
+
+#[test]
+fn a_host_answering_on_every_port_is_reported_once() {
+    // 150 consecutive listening ports on 127.0.0.2: all open, as on a tarpit.
+    let listeners = (0..200)
+        .find_map(|_| {
+            let base: u16 = rand::random_range(20_000..40_000);
+            let ls: Result<Vec<_>, _> =
+                (base..base + 150).map(|p| std::net::TcpListener::bind(("127.0.0.2", p))).collect();
+            ls.ok().map(|ls| (base, ls))
+        })
+        .expect("a free block of 150 ports");
+    let (base, _ls) = listeners;
+    let data = tempfile::tempdir().unwrap();
+    let ports = format!("{base}-{}", base + 149);
+    let doc = embedded_scan(data.path(), &["--targets", "127.0.0.2", "--ports", &ports, "--banner-timeout", "0s"]);
+    let obs = doc["observations"].as_array().unwrap();
+    assert_eq!(obs.len(), 1, "one observation for the whole host: {obs:?}");
+    assert_eq!(obs[0]["state"], "answers-all");
+    assert_eq!(obs[0]["port"], 0);
+    assert_eq!(doc["scan"]["open"], 150, "the counters still say what was seen");
 }
 
 #[test]

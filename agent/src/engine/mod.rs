@@ -5,20 +5,32 @@
 //! sends one [`ProbeResult`] per probe down a bounded channel, so a slow
 //! consumer slows the scan instead of growing memory.
 //!
-//! * [`order`]: which probe goes next.
+//! * [`order`]: which probe goes next (a random permutation).
 //! * [`connect`]: the unprivileged TCP connect scan.
+//! * [`syn`]: the raw-socket SYN scan.
 //! * [`banner`]: the first read on an open port.
+//! * [`rate`]: global and per-host probe rate caps.
+//! * [`rtt`]: timeouts that follow measured round-trip times.
 //! * [`limits`]: file-descriptor budget.
 
 pub mod banner;
 pub mod connect;
 pub mod limits;
 pub mod order;
+pub mod rate;
+pub mod rtt;
+pub mod syn;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use vantage_shared::PortState;
+
+use rate::RateLimits;
 
 /// The outcome of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +44,12 @@ pub struct ProbeResult {
     pub banner: Vec<u8>,
 }
 
+impl ProbeResult {
+    pub fn new(addr: IpAddr, port: u16, state: PortState, rtt: Duration) -> Self {
+        ProbeResult { addr, port, state, rtt, banner: Vec::new() }
+    }
+}
+
 /// Counters the engine keeps for one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -42,6 +60,8 @@ pub struct EngineStats {
     /// Times a local resource (file descriptors, ephemeral ports, buffers)
     /// ran out and the engine slowed down instead of failing.
     pub resource_waits: u64,
+    /// Packets sent, retransmissions included.
+    pub packets: u64,
 }
 
 impl EngineStats {
@@ -51,6 +71,34 @@ impl EngineStats {
             PortState::Open => self.open += 1,
             PortState::Closed => self.closed += 1,
             PortState::Filtered => self.filtered += 1,
+            PortState::AnswersAll => {}
         }
     }
+}
+
+/// Hosts whose open ports are no longer worth a banner read: they answer on
+/// (nearly) every port, and reading thousands of silent banners from a
+/// tarpit would stall the scan.
+#[derive(Debug, Default)]
+pub struct QuietHosts(RwLock<HashSet<IpAddr>>);
+
+impl QuietHosts {
+    pub fn insert(&self, addr: IpAddr) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(addr);
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(&addr)
+    }
+}
+
+/// What an engine run shares with its caller.
+#[derive(Debug, Default, Clone)]
+pub struct RunHandles {
+    /// Rate caps, shared by every shard of the same scan on this agent.
+    pub limits: Arc<RateLimits>,
+    pub quiet: Arc<QuietHosts>,
+    /// Probes finished so far.
+    pub progress: Arc<AtomicU64>,
+    pub cancel: CancellationToken,
 }

@@ -29,9 +29,12 @@ pub struct Connection {
     embedded: Option<Embedded>,
 }
 
+/// In-process services, stopped in order: the agent before the coordinator,
+/// so the agent never sees its coordinator vanish.
 struct Embedded {
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    coordinator: JoinHandle<()>,
+    agent: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 /// Does the command need an agent to do its work?
@@ -61,18 +64,19 @@ impl Connection {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
-        let mut tasks = vec![tokio::spawn({
+        let coordinator = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
                 if let Err(e) = coordinator.serve(listener, shutdown).await {
                     tracing::error!(error = %e, "embedded coordinator failed");
                 }
             }
-        })];
+        });
+        let mut agent = None;
         if needs == Needs::Agent {
             // The local agent may scan exactly what the scope allows.
             let policy = LocalPolicy::new(scope.effective().clone(), TargetSet::default());
-            let agent = Agent::new(AgentConfig {
+            let local = Agent::new(AgentConfig {
                 coordinator: url.clone(),
                 name: "embedded".into(),
                 region: "local".into(),
@@ -82,10 +86,12 @@ impl Connection {
                 min_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_secs(1),
             });
-            tasks.push(tokio::spawn(agent.run(shutdown.clone())));
+            let agent_shutdown = CancellationToken::new();
+            agent = Some((agent_shutdown.clone(), tokio::spawn(local.run(agent_shutdown))));
         }
         let channel = vantage_proto::transport::connect(&url, CONNECT_TIMEOUT).await?;
-        Ok(Connection { control: ControlClient::new(channel), embedded: Some(Embedded { shutdown, tasks }) })
+        let embedded = Embedded { shutdown, coordinator, agent };
+        Ok(Connection { control: ControlClient::new(channel), embedded: Some(embedded) })
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -98,10 +104,12 @@ impl Connection {
         // The server drains open connections on shutdown: ours must go first.
         drop(control);
         if let Some(e) = embedded {
-            e.shutdown.cancel();
-            for t in e.tasks {
-                let _ = t.await;
+            if let Some((agent_shutdown, agent)) = e.agent {
+                agent_shutdown.cancel();
+                let _ = agent.await;
             }
+            e.shutdown.cancel();
+            let _ = e.coordinator.await;
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use vantage_proto::prost_types;
 use vantage_proto::v1;
-use vantage_shared::Observation;
 use vantage_shared::convert::time_from_wire;
+use vantage_shared::{Observation, PortState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -146,7 +146,11 @@ pub fn print_results(format: Format, status: &v1::ScanStatus, observations: &[Ob
                 .map(|o| {
                     vec![
                         o.addr.to_string(),
-                        format!("{}/{}", o.port, o.proto),
+                        if o.state == PortState::AnswersAll {
+                            format!("*/{}", o.proto)
+                        } else {
+                            format!("{}/{}", o.port, o.proto)
+                        },
                         o.state.to_string(),
                         o.region.clone(),
                         format_rtt(o.rtt),

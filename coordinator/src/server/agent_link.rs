@@ -19,7 +19,7 @@ use vantage_proto::v1::agent_link_server::AgentLink;
 use vantage_proto::v1::agent_message::Body;
 use vantage_proto::v1::coordinator_message::Body as Out;
 use vantage_shared::convert::duration_from_wire;
-use vantage_shared::{LeaseKey, Observation};
+use vantage_shared::{LeaseKey, Observation, PortState};
 
 use super::scheduler::{BatchContext, Refusal, Scheduler};
 use crate::store::{ShardStats, Store};
@@ -150,9 +150,9 @@ impl Ingest {
         let mut observations = Vec::with_capacity(wire.len());
         for w in wire {
             let mut o = Observation::try_from(w).map_err(|e| format!("malformed observation: {e}"))?;
-            let inside = ctx.shard.targets.contains(o.addr)
-                && ctx.shard.ports.contains(o.port)
-                && ctx.shard.scope.permits(o.addr);
+            // Port 0 is the whole host, which only answers-all observations speak of.
+            let port_inside = o.state == PortState::AnswersAll || ctx.shard.ports.contains(o.port);
+            let inside = port_inside && ctx.shard.targets.contains(o.addr) && ctx.shard.scope.permits(o.addr);
             if !inside {
                 return Err(Refusal::OutsideShard { key, what: format!("{}:{}", o.addr, o.port) }.to_string());
             }
@@ -178,6 +178,7 @@ impl Ingest {
             closed: s.closed,
             filtered: s.filtered,
             refused: s.refused,
+            answers_all: s.answers_all_hosts,
             elapsed_ms: duration_from_wire(s.elapsed.as_ref()).unwrap_or_default().as_millis() as u64,
         };
         match self.scheduler.complete(&self.agent_id, key, d.last_seq, stats) {

@@ -110,7 +110,9 @@ impl Control for ControlService {
         tokio::task::spawn_blocking(move || {
             for o in store.observations(scan_id) {
                 let item = match o {
-                    Ok(o) if o.state != PortState::Open && !req.include_closed => continue,
+                    Ok(o) if matches!(o.state, PortState::Closed | PortState::Filtered) && !req.include_closed => {
+                        continue;
+                    }
                     Ok(o) => Ok(v1::Observation::from(&o)),
                     Err(e) => Err(Status::from(e)),
                 };

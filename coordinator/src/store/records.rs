@@ -39,6 +39,9 @@ pub struct ShardStats {
     pub closed: u64,
     pub filtered: u64,
     pub refused: u64,
+    /// Hosts reported once as answering on (nearly) every port.
+    #[serde(default)]
+    pub answers_all: u64,
     pub elapsed_ms: u64,
 }
 
@@ -50,6 +53,7 @@ impl ShardStats {
         self.closed += other.closed;
         self.filtered += other.filtered;
         self.refused += other.refused;
+        self.answers_all += other.answers_all;
         self.elapsed_ms += other.elapsed_ms;
     }
 }

@@ -43,6 +43,12 @@ pub struct ProbeOptions {
     /// Extra attempts for ports that stayed silent.
     #[prost(uint32, tag = "6")]
     pub retries: u32,
+    /// Probes (packets) per second at most, for the agent as a whole; 0 = no cap.
+    #[prost(uint32, tag = "7")]
+    pub rate: u32,
+    /// Probes per second to any one host at most; 0 = no cap.
+    #[prost(uint32, tag = "8")]
+    pub host_rate: u32,
 }
 /// What one agent saw at one (address, protocol, port).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -192,7 +198,7 @@ pub struct ShardProgress {
     #[prost(uint64, tag = "4")]
     pub probes_done: u64,
 }
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ShardStats {
     #[prost(uint64, tag = "1")]
     pub probes: u64,
@@ -207,8 +213,14 @@ pub struct ShardStats {
     pub refused: u64,
     #[prost(message, optional, tag = "6")]
     pub elapsed: ::core::option::Option<::prost_types::Duration>,
+    /// The scan mode the agent actually used ("connect" or "syn").
+    #[prost(string, tag = "7")]
+    pub mode: ::prost::alloc::string::String,
+    /// Hosts reported as answering on (nearly) every port.
+    #[prost(uint64, tag = "8")]
+    pub answers_all_hosts: u64,
 }
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ShardDone {
     #[prost(uint64, tag = "1")]
     pub scan_id: u64,
@@ -345,7 +357,7 @@ pub struct ListResultsRequest {
     /// 0 means the newest scan.
     #[prost(uint64, tag = "1")]
     pub scan_id: u64,
-    /// Only open ports unless this is set.
+    /// Open ports and answers-all hosts only, unless this is set.
     #[prost(bool, tag = "2")]
     pub include_closed: bool,
 }
@@ -385,6 +397,10 @@ pub enum PortState {
     Open = 1,
     Closed = 2,
     Filtered = 3,
+    /// The host completed a handshake on (nearly) every port probed: a tarpit,
+    /// SYN proxy or accept-all firewall. Reported once per host with port 0,
+    /// instead of one observation per port.
+    AnswersAll = 4,
 }
 impl PortState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -397,6 +413,7 @@ impl PortState {
             Self::Open => "PORT_STATE_OPEN",
             Self::Closed => "PORT_STATE_CLOSED",
             Self::Filtered => "PORT_STATE_FILTERED",
+            Self::AnswersAll => "PORT_STATE_ANSWERS_ALL",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -406,6 +423,7 @@ impl PortState {
             "PORT_STATE_OPEN" => Some(Self::Open),
             "PORT_STATE_CLOSED" => Some(Self::Closed),
             "PORT_STATE_FILTERED" => Some(Self::Filtered),
+            "PORT_STATE_ANSWERS_ALL" => Some(Self::AnswersAll),
             _ => None,
         }
     }
@@ -416,6 +434,8 @@ pub enum ScanMode {
     Unspecified = 0,
     Connect = 1,
     Syn = 2,
+    /// SYN when the agent may open raw sockets, connect otherwise.
+    Auto = 3,
 }
 impl ScanMode {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -427,6 +447,7 @@ impl ScanMode {
             Self::Unspecified => "SCAN_MODE_UNSPECIFIED",
             Self::Connect => "SCAN_MODE_CONNECT",
             Self::Syn => "SCAN_MODE_SYN",
+            Self::Auto => "SCAN_MODE_AUTO",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -435,6 +456,7 @@ impl ScanMode {
             "SCAN_MODE_UNSPECIFIED" => Some(Self::Unspecified),
             "SCAN_MODE_CONNECT" => Some(Self::Connect),
             "SCAN_MODE_SYN" => Some(Self::Syn),
+            "SCAN_MODE_AUTO" => Some(Self::Auto),
             _ => None,
         }
     }

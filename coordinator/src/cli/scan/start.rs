@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use vantage_proto::v1;
-use vantage_shared::{PortSpec, ProbeOptions, TargetSpec};
+use vantage_shared::{PortSpec, ProbeOptions, ScanMode, TargetSpec};
 
 use super::{results, watch};
 use crate::cli::connect::{Connection, Needs};
@@ -31,7 +31,22 @@ pub struct StartArgs {
     #[arg(long, short = 'p', default_value = "top-100")]
     pub ports: String,
 
-    /// Time to wait for a handshake before a port counts as silent (e.g. 500ms, 2s).
+    /// How to probe: `connect` (full handshakes, no privileges), `syn`
+    /// (half-open raw packets, needs CAP_NET_RAW; falls back to connect
+    /// without it), or `auto` (syn when allowed).
+    #[arg(long, value_enum, default_value_t = Mode::Connect)]
+    pub mode: Mode,
+
+    /// Probes per second at most, per agent (0: no cap).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+
+    /// Probes per second to any one host at most (0: no cap).
+    #[arg(long, default_value_t = 0)]
+    pub host_rate: u32,
+
+    /// Longest wait for an answer before a port counts as silent (e.g. 500ms,
+    /// 2s); shorter when measured round trips allow.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub timeout: Duration,
 
@@ -68,6 +83,24 @@ pub struct StartArgs {
     pub format: Format,
 }
 
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Connect,
+    Syn,
+    Auto,
+}
+
+impl From<Mode> for ScanMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Connect => ScanMode::Connect,
+            Mode::Syn => ScanMode::Syn,
+            Mode::Auto => ScanMode::Auto,
+        }
+    }
+}
+
 impl StartArgs {
     /// Checks the request locally, so that typos fail before anything starts.
     fn request(&self) -> Result<v1::StartScanRequest, UsageError> {
@@ -93,7 +126,9 @@ impl StartArgs {
             banner_timeout: self.banner_timeout,
             banner_max_bytes: self.banner_bytes,
             retries: self.retries,
-            ..ProbeOptions::default()
+            mode: self.mode.into(),
+            rate: self.rate,
+            host_rate: self.host_rate,
         };
         Ok(v1::StartScanRequest {
             targets,
