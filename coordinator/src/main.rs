@@ -15,8 +15,21 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vantage: {e:#}");
+            eprintln!("vantage: {}", one_line(&e));
             if e.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
+}
+
+/// The error and its causes on one line, without the repeats that layered
+/// transport errors produce ("transport error: transport error: ...").
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|prev| prev.ends_with(&text) || prev == &text) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }

@@ -21,7 +21,7 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum TransportError {
     #[error("`{url}` is not a valid coordinator address (expected http://HOST:PORT)")]
     BadUrl { url: String },
-    #[error("cannot reach the coordinator at {url}: {source}")]
+    #[error("cannot reach the coordinator at {url}")]
     Connect {
         url: String,
         #[source]

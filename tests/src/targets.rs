@@ -66,15 +66,19 @@ impl LoopbackTargets {
     }
 }
 
+/// Greeting listeners write their banner and close; silent ones keep the
+/// connection open without a word for a while, as client-first services do,
+/// so a banner read on them lasts its whole timeout.
 fn serve(listener: TcpListener, greets: bool, port: u16, stop: &AtomicBool) {
+    const HOLD: Duration = Duration::from_secs(3);
+    let mut held: Vec<(std::time::Instant, TcpStream)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        held.retain(|(since, _)| since.elapsed() < HOLD);
         match listener.accept() {
-            Ok((mut conn, _)) => {
-                if greets {
-                    let _ = conn.write_all(banner(port).as_bytes());
-                }
-                drop::<TcpStream>(conn);
+            Ok((mut conn, _)) if greets => {
+                let _ = conn.write_all(banner(port).as_bytes());
             }
+            Ok((conn, _)) => held.push((std::time::Instant::now(), conn)),
             Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
