@@ -234,6 +234,8 @@ impl ShardRun {
             elapsed: Some(duration_to_wire(elapsed)),
             mode: s.engine.name().to_string(),
             answers_all_hosts: s.answers_all,
+            packets: s.stats.packets,
+            unreachable: s.stats.unreachable,
         };
         let done = v1::ShardDone {
             scan_id: k.scan_id,

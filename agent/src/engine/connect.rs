@@ -42,6 +42,8 @@ pub struct ConnectConfig {
 /// What one attempt saw.
 enum Attempt {
     Done(ProbeResult),
+    /// The scanner has no route to the target: filtered, and counted.
+    NoRoute(ProbeResult),
     /// No answer within the timeout.
     Silent,
     /// A local resource ran out before a packet left.
@@ -102,7 +104,12 @@ pub async fn scan(
                 continue;
             }
         };
+        stats.packets += 1;
         let result = match outcome {
+            Attempt::NoRoute(r) => {
+                stats.unreachable += 1;
+                r
+            }
             Attempt::Done(r) => {
                 if r.state != PortState::Filtered {
                     rtt.sample(r.rtt);
@@ -117,6 +124,7 @@ pub async fn scan(
                 ProbeResult::new(probe.addr, probe.port, PortState::Filtered, rtt.timeout(probe.attempt))
             }
             Attempt::Exhausted(err) => {
+                stats.packets -= 1;
                 stats.resource_waits += 1;
                 if stats.resource_waits == 1 {
                     tracing::warn!(error = %err, window = in_flight.len(), "local resources exhausted; slowing down");
@@ -169,7 +177,10 @@ async fn attempt(probe: Probe, timeout: Duration, banner_timeout: Duration, bann
             Attempt::Done(result)
         }
         Ok(Err(err)) => match classify(&err) {
-            Some(state) => Attempt::Done(ProbeResult::new(probe.addr, probe.port, state, started.elapsed())),
+            Some(state) => {
+                let r = ProbeResult::new(probe.addr, probe.port, state, started.elapsed());
+                if err.raw_os_error() == Some(libc::ENETUNREACH) { Attempt::NoRoute(r) } else { Attempt::Done(r) }
+            }
             None => Attempt::Exhausted(err),
         },
     };

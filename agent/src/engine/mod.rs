@@ -62,6 +62,9 @@ pub struct EngineStats {
     pub resource_waits: u64,
     /// Packets sent, retransmissions included.
     pub packets: u64,
+    /// Probes that found no route at all to their target (ENETUNREACH): a
+    /// network problem on the scanner's side, not an answer from the target.
+    pub unreachable: u64,
 }
 
 impl EngineStats {

@@ -79,6 +79,8 @@ struct Shared {
     settled: AtomicU64,
     packets: AtomicU64,
     send_errors: AtomicU64,
+    /// Probes whose target had no route.
+    unroutable: AtomicU64,
 }
 
 impl Shared {
@@ -130,6 +132,7 @@ pub async fn scan(
         settled: AtomicU64::new(0),
         packets: AtomicU64::new(0),
         send_errors: AtomicU64::new(0),
+        unroutable: AtomicU64::new(0),
     });
 
     let (answers_tx, mut answers) = mpsc::channel::<ProbeResult>(1024);
@@ -194,6 +197,7 @@ pub async fn scan(
         }
     }
     stats.packets = shared.packets.load(Ordering::Relaxed);
+    stats.unreachable = shared.unroutable.load(Ordering::Relaxed);
     let errors = shared.send_errors.load(Ordering::Relaxed);
     if errors > 0 {
         tracing::warn!(errors, "some SYN probes could not be sent; those ports count as filtered");
@@ -240,7 +244,7 @@ fn grow_receive_buffer(sock: &Socket) {
 fn send_passes(sock: &Socket, shared: &Shared, cfg: &SynConfig, run: &RunHandles, permits: impl Fn(IpAddr) -> bool) {
     let mut sources: HashMap<Ipv4Addr, Option<Ipv4Addr>> = HashMap::new();
     let n = shared.space.len();
-    for _pass in 0..=cfg.retries {
+    for pass in 0..=cfg.retries {
         if shared.all_settled() {
             return;
         }
@@ -261,7 +265,10 @@ fn send_passes(sock: &Socket, shared: &Shared, cfg: &SynConfig, run: &RunHandles
                 continue;
             }
             let Some(src) = *sources.entry(dst).or_insert_with(|| route_source(dst)) else {
-                shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                // No route: the probe ends filtered, counted once as unreachable.
+                if pass == 0 {
+                    shared.unroutable.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             };
             run.limits.acquire_blocking(addr);

@@ -71,6 +71,10 @@ pub struct ScanJson {
     pub closed: u64,
     pub filtered: u64,
     pub refused: u64,
+    pub answers_all_hosts: u64,
+    /// Packets sent, retransmissions included.
+    pub packets: u64,
+    pub unreachable: u64,
 }
 
 impl From<&v1::ScanStatus> for ScanJson {
@@ -91,6 +95,9 @@ impl From<&v1::ScanStatus> for ScanJson {
             closed: s.closed,
             filtered: s.filtered,
             refused: s.refused,
+            answers_all_hosts: s.answers_all_hosts,
+            packets: s.packets,
+            unreachable: s.unreachable,
         }
     }
 }

@@ -179,6 +179,8 @@ impl Ingest {
             filtered: s.filtered,
             refused: s.refused,
             answers_all: s.answers_all_hosts,
+            packets: s.packets,
+            unreachable: s.unreachable,
             elapsed_ms: duration_from_wire(s.elapsed.as_ref()).unwrap_or_default().as_millis() as u64,
         };
         match self.scheduler.complete(&self.agent_id, key, d.last_seq, stats) {

@@ -28,6 +28,7 @@ const TREE_SCANS: &str = "scans";
 const TREE_SHARDS: &str = "shards";
 const TREE_OBSERVATIONS: &str = "observations";
 const KEY_SCHEMA: &[u8] = b"schema_version";
+const KEY_LAST_SCAN: &[u8] = b"last_scan_id";
 const LOCK_FILE: &str = "vantage.lock";
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,7 @@ pub struct Store {
     /// Held (flock) for as long as any clone of the store lives.
     _lock: Arc<std::fs::File>,
     db: sled::Db,
+    meta: sled::Tree,
     scans: sled::Tree,
     shards: sled::Tree,
     observations: sled::Tree,
@@ -85,6 +87,7 @@ impl Store {
             scans: db.open_tree(TREE_SCANS)?,
             shards: db.open_tree(TREE_SHARDS)?,
             observations: db.open_tree(TREE_OBSERVATIONS)?,
+            meta,
             db,
             _lock: Arc::new(lock),
         })
@@ -96,9 +99,16 @@ impl Store {
         Ok(())
     }
 
-    /// A fresh scan id, never handed out before (also across restarts).
+    /// A fresh scan id, never handed out before (also across restarts, once
+    /// flushed): 1, 2, 3, ... (sled's own id generator leaps by a million
+    /// after every restart, which is no id for people to type).
     pub fn next_scan_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        let next = self.meta.update_and_fetch(KEY_LAST_SCAN, |old| {
+            let last = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+            Some((last + 1).to_be_bytes().to_vec())
+        })?;
+        let bytes = next.expect("the closure always stores a value");
+        Ok(u64::from_be_bytes(bytes.as_ref().try_into().expect("8 bytes")))
     }
 
     pub fn put_scan(&self, scan: &ScanRecord) -> Result<(), StoreError> {

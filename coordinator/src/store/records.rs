@@ -42,6 +42,11 @@ pub struct ShardStats {
     /// Hosts reported once as answering on (nearly) every port.
     #[serde(default)]
     pub answers_all: u64,
+    #[serde(default)]
+    pub packets: u64,
+    /// Probes that found no route to their target.
+    #[serde(default)]
+    pub unreachable: u64,
     pub elapsed_ms: u64,
 }
 
@@ -54,6 +59,8 @@ impl ShardStats {
         self.filtered += other.filtered;
         self.refused += other.refused;
         self.answers_all += other.answers_all;
+        self.packets += other.packets;
+        self.unreachable += other.unreachable;
         self.elapsed_ms += other.elapsed_ms;
     }
 }

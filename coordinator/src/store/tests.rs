@@ -81,7 +81,19 @@ async fn scans_and_shards_round_trip() {
     assert_eq!(store.scan(id).unwrap(), Some(record));
     assert_eq!(store.shards(id).unwrap(), vec![shard]);
     assert_eq!(store.latest_scan_id().unwrap(), Some(id));
-    assert!(store.next_scan_id().unwrap() > id);
+    assert_eq!(store.next_scan_id().unwrap(), id + 1);
+}
+
+#[tokio::test]
+async fn scan_ids_count_up_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.next_scan_id().unwrap(), 1);
+        assert_eq!(store.next_scan_id().unwrap(), 2);
+        store.flush().await.unwrap();
+    }
+    assert_eq!(Store::open(dir.path()).unwrap().next_scan_id().unwrap(), 3);
 }
 
 #[test]

@@ -219,6 +219,12 @@ pub struct ShardStats {
     /// Hosts reported as answering on (nearly) every port.
     #[prost(uint64, tag = "8")]
     pub answers_all_hosts: u64,
+    /// Packets (connection attempts) sent, retransmissions included.
+    #[prost(uint64, tag = "9")]
+    pub packets: u64,
+    /// Probes that found no route at all to their target (network unreachable).
+    #[prost(uint64, tag = "10")]
+    pub unreachable: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ShardDone {
@@ -318,6 +324,12 @@ pub struct ScanStatus {
     pub filtered: u64,
     #[prost(uint64, tag = "15")]
     pub refused: u64,
+    #[prost(uint64, tag = "16")]
+    pub answers_all_hosts: u64,
+    #[prost(uint64, tag = "17")]
+    pub packets: u64,
+    #[prost(uint64, tag = "18")]
+    pub unreachable: u64,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListScansRequest {}

@@ -162,5 +162,17 @@ async fn start_and_wait(conn: &mut Connection, request: v1::StartScanRequest, ar
     eprintln!("scan {}: {} probes in {} shards", started.scan_id, started.probes, started.shards);
     let status = watch::follow(conn, started.scan_id).await?;
     watch::summary(&status);
+    if status.unreachable > 0 && status.unreachable == status.probes_done {
+        anyhow::bail!(
+            "no route to any target: all {} probes failed with \"network unreachable\"; is this machine on the targets' network?",
+            status.probes_done
+        );
+    }
+    if status.unreachable > 0 {
+        eprintln!(
+            "warning: {} probes found no route to their target; those ports count as filtered",
+            status.unreachable
+        );
+    }
     results::print(conn, &status, false, args.format).await
 }

@@ -447,6 +447,9 @@ pub fn status_of(record: &ScanRecord, shards_done: u64, done: &ShardStats) -> v1
         closed: done.closed,
         filtered: done.filtered,
         refused: done.refused,
+        answers_all_hosts: done.answers_all,
+        packets: done.packets,
+        unreachable: done.unreachable,
     }
 }
 
