@@ -267,7 +267,7 @@ async fn run_engine(
 ) -> EngineStats {
     if engine == Engine::Syn {
         let syn_cfg = SynConfig {
-            timeout: cfg.timeout.min(Duration::from_millis(500)),
+            timeout: cfg.timeout,
             retries: cfg.retries,
             banner_timeout: cfg.banner_timeout,
             banner_max_bytes: cfg.banner_max_bytes,

@@ -1,0 +1,109 @@
+//! The sender thread of one SYN scan: a pass over every probe in random
+//! order, then passes over the silent ones in the same order, each probe
+//! re-sent only once its previous SYN has had its timeout to be answered.
+//! Retransmissions thus overlap with the first sends instead of waiting for
+//! a whole pass to drain, and a scan ends one timeout after its last SYN.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use socket2::{SockAddr, Socket};
+
+use super::packet;
+use super::state::ScanState;
+use crate::engine::order::Permutation;
+use crate::engine::rate::RateLimits;
+
+pub fn run(sock: &Socket, state: &ScanState, retries: u32, limits: &RateLimits, permits: impl Fn(IpAddr) -> bool) {
+    let n = state.space.len();
+    let perm = Permutation::new(n);
+    let mut sources: HashMap<Ipv4Addr, Option<Ipv4Addr>> = HashMap::new();
+    for attempt in 0..=retries {
+        if state.all_settled() {
+            return;
+        }
+        let wait = state.timeout(attempt.saturating_sub(1));
+        for i in 0..n {
+            if state.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let idx = perm.get(i);
+            if state.is_settled(idx) {
+                continue;
+            }
+            let (addr, port) = state.space.probe(idx).expect("index in range");
+            let IpAddr::V4(dst) = addr else { continue };
+            if attempt == 0 && !permits(addr) {
+                // Never probed, never reported.
+                state.mark(idx);
+                continue;
+            }
+            let Some(src) = *sources.entry(dst).or_insert_with(|| route_source(dst)) else {
+                if attempt == 0 {
+                    state.unroutable.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            };
+            if attempt > 0 && !sleep_until_due(state, idx, wait) {
+                continue;
+            }
+            limits.acquire_blocking(addr);
+            state.record_send(idx);
+            send(sock, &packet::syn(src, dst, state.sport, port, state.cookie(dst, port)), dst, state);
+        }
+        if !limits.is_unlimited() {
+            limits.shrink();
+        }
+    }
+    // Late answers to the last SYNs.
+    let deadline = Instant::now() + state.timeout(retries);
+    while Instant::now() < deadline && !state.all_settled() && !state.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits until the probe's last SYN is `wait` old; false when it got its
+/// answer (or the scan stopped) meanwhile.
+fn sleep_until_due(state: &ScanState, idx: u64, wait: Duration) -> bool {
+    let due = u64::from(state.sent_at(idx)) + wait.as_micros() as u64;
+    loop {
+        let now = u64::from(state.now_micros());
+        if now >= due {
+            return !state.is_settled(idx);
+        }
+        if state.is_settled(idx) || state.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros((due - now).min(2_000)));
+    }
+}
+
+fn send(sock: &Socket, packet: &[u8], dst: Ipv4Addr, state: &ScanState) {
+    let to = SockAddr::from(SocketAddr::new(IpAddr::V4(dst), 0));
+    for _ in 0..1_000 {
+        match sock.send_to(packet, &to) {
+            Ok(_) => {
+                state.packets.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // The interface queue is full: slow down, never drop the probe.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)) => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Err(_) => break,
+        }
+    }
+    state.send_errors.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The local address the kernel would use to reach `dst`, if it has a route.
+fn route_source(dst: Ipv4Addr) -> Option<Ipv4Addr> {
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    sock.connect((dst, 9)).ok()?;
+    match sock.local_addr().ok()?.ip() {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
