@@ -60,42 +60,36 @@ fn out_of_scope_target_is_refused_before_any_probe() {
     assert_one_line_error(&["--targets", "198.18.0.1", "--ports", "80"], "outside the scope");
 }
 
-#[test]
-fn huge_range_needs_consent() {
+/// Runs `vantage --scope FILE scan ARGS` with `scope` as the file's text;
+/// returns (exit code, stderr).
+fn scan_with_scope(scope: &str, args: &[&str]) -> (Option<i32>, String) {
     let data = tempfile::tempdir().unwrap();
-    let scope = data.path().join("scope.txt");
-    std::fs::write(&scope, "0.0.0.0/0\n").unwrap();
+    let path = data.path().join("scope.txt");
+    std::fs::write(&path, scope).unwrap();
     let out = run(
-        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).arg("--scope").arg(&scope).args([
-            "scan",
-            "--targets",
-            "0.0.0.0/0",
-            "--ports",
-            "80",
-        ]),
+        Command::new(bins::vantage())
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--scope")
+            .arg(&path)
+            .arg("scan")
+            .args(args),
         Duration::from_secs(60),
     );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn huge_range_needs_consent() {
+    let (code, stderr) = scan_with_scope("0.0.0.0/0\n", &["--targets", "0.0.0.0/0", "--ports", "80"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--i-know-this-is-huge"), "{stderr}");
 }
 
 #[test]
 fn malformed_scope_file_names_the_line() {
-    let data = tempfile::tempdir().unwrap();
-    let scope = data.path().join("scope.txt");
-    std::fs::write(&scope, "# lab\n127.0.0.0/8\n127.0.0.0/40\n").unwrap();
-    let out = run(
-        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).arg("--scope").arg(&scope).args([
-            "scan",
-            "--targets",
-            "127.0.0.1",
-            "--ports",
-            "80",
-        ]),
-        Duration::from_secs(60),
-    );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) =
+        scan_with_scope("# lab\n127.0.0.0/8\n127.0.0.0/40\n", &["--targets", "127.0.0.1", "--ports", "80"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("line 3: `127.0.0.0/40`"), "{stderr}");
 }

@@ -89,20 +89,7 @@ fn a_host_answering_on_every_port_is_reported_once() {
 fn embedded_scan_finds_exactly_the_listeners() {
     let truth = LoopbackTargets::start(12, 40);
     let data = tempfile::tempdir().unwrap();
-    let out = run(
-        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args([
-            "scan",
-            "--targets",
-            "127.0.0.1",
-            "--ports",
-            &truth.port_spec(),
-            "--format",
-            "json",
-        ]),
-        SCAN_LIMIT,
-    );
-    assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let doc = embedded_scan(data.path(), &["--targets", "127.0.0.1", "--ports", &truth.port_spec()]);
     assert_matches_truth(&doc, &truth);
 
     // The same results are in the store for later commands.
