@@ -33,9 +33,9 @@ pub const TARGET_MAC: &str = "02:00:c6:12:01:00";
 /// Sysctls of the scanner namespace: the widest ephemeral port range for
 /// connect scans. (The neighbour table's gc_thresh limits are global, not
 /// per namespace, so labs stay well under their default of 1024 neighbours.)
-const SCANNER_SYSCTLS: &[&str] = &["net.ipv4.ip_local_port_range=1024 65535"];
+const SCANNER_SYSCTLS: &[(&str, &str)] = &[("net/ipv4/ip_local_port_range", "1024 65535")];
 /// Sysctls of the target namespace: a deep accept queue for the tarpit.
-const TARGET_SYSCTLS: &[&str] = &["net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"];
+const TARGET_SYSCTLS: &[(&str, &str)] = &[("net/core/somaxconn", "65535"), ("net/ipv4/tcp_max_syn_backlog", "65535")];
 
 /// Runs a command and returns its stdout; a failure carries its stderr.
 pub fn run(cmd: &mut Command) -> Result<String, LabError> {
@@ -92,8 +92,16 @@ fn target_commands(truth: &Truth) -> String {
     out
 }
 
-fn sysctl(ns: &str, settings: &[&str]) -> Result<(), LabError> {
-    run(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-q", "-w"]).args(settings)).map(drop)
+/// Writes `/proc/sys/net` settings from a thread inside `ns` (they are per
+/// namespace), so no `sysctl` binary is needed.
+fn sysctl(ns: &str, settings: &[(&str, &str)]) -> Result<(), LabError> {
+    run_in(ns, || {
+        for (key, value) in settings {
+            let path = format!("/proc/sys/{key}");
+            std::fs::write(&path, value).map_err(|e| LabError::io(format!("writing {path} in {ns}"), e))?;
+        }
+        Ok(())
+    })?
 }
 
 /// The lab's namespaces that exist now.
