@@ -2,16 +2,19 @@
 //!
 //! Integration tests of this crate cannot name another package's binaries
 //! through `CARGO_BIN_EXE_*`, so the harness asks cargo to build them (a
-//! no-op when they are fresh) and finds them next to the test executable.
+//! no-op when they are fresh) and finds them next to the test executable
+//! (or next to a binary of this workspace, such as `vantage-bench`).
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
 fn target_dir() -> PathBuf {
-    // .../target/<profile>/deps/<test-binary>
+    // .../target/<profile>/deps/<test-binary>, or .../target/<profile>/<binary>
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(|p| p.parent()).expect("target/<profile>").to_path_buf()
+    let dir = exe.parent().expect("target/<profile>");
+    let dir = if dir.ends_with("deps") { dir.parent().expect("target/<profile>") } else { dir };
+    dir.to_path_buf()
 }
 
 fn build() -> PathBuf {
@@ -22,7 +25,17 @@ fn build() -> PathBuf {
             let release = dir.file_name().is_some_and(|n| n == "release");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "--bins", "-p", "vantage-coordinator", "-p", "vantage-agent"]);
+            cmd.args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "vantage-coordinator",
+                "-p",
+                "vantage-agent",
+                "-p",
+                "vantage-tests",
+            ]);
             if release {
                 cmd.arg("--release");
             }
@@ -41,4 +54,9 @@ pub fn vantage() -> PathBuf {
 /// Path of the `vantage-agent` binary.
 pub fn agent() -> PathBuf {
     build().join("vantage-agent")
+}
+
+/// Path of the `vantage-lab` binary (the lab's listeners run it).
+pub fn lab() -> PathBuf {
+    build().join("vantage-lab")
 }

@@ -5,10 +5,14 @@
 //! * [`proc`]: child processes that are killed (by PID) when the test ends,
 //!   and commands run with a time limit.
 //! * [`targets`]: loopback listeners with a known ground truth.
+//! * [`lab`]: a network of namespaces in 198.18.0.0/15 with a known ground
+//!   truth at scale (needs root); `vantage-lab` drives it from a shell.
 //!
-//! Tests only ever touch loopback addresses (127.0.0.0/8).
+//! Tests only ever touch loopback addresses (127.0.0.0/8), or lab addresses
+//! inside namespaces they create, which have no route out.
 
 pub mod bins;
+pub mod lab;
 pub mod proc;
 pub mod targets;
 

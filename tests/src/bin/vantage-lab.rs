@@ -1,0 +1,120 @@
+//! `vantage-lab`: build, tear down and serve a lab from a shell.
+//!
+//! `up` leaves the lab running (its listeners in the background) so that
+//! any scanner can be tried against it by hand with
+//! `ip netns exec vl-<name>-scan ...`; `down` removes it. `serve` is what
+//! `up` runs inside the target namespace.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vantage_tests::lab::{Lab, LabSpec, PortRange, Truth, serve::serve};
+
+#[derive(Debug, Parser)]
+#[command(name = "vantage-lab", about = "A network of namespaces in 198.18.0.0/15 with a known ground truth.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build a lab (tearing down any lab of the same name first) and leave it running.
+    Up(UpArgs),
+    /// Tear a lab down: its processes, namespaces and state.
+    Down {
+        #[arg(long)]
+        name: String,
+    },
+    /// Run the listeners of a truth file (inside the target namespace).
+    Serve {
+        #[arg(long)]
+        truth: PathBuf,
+        /// Written once every listener is bound.
+        #[arg(long)]
+        ready: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Lab name: namespaces are vl-<name>-br, vl-<name>-scan, vl-<name>-t.
+    #[arg(long)]
+    name: String,
+    /// Live hosts, from 198.18.1.0 upwards.
+    #[arg(long, default_value_t = 8)]
+    hosts: u32,
+    /// Open ports per live host.
+    #[arg(long, default_value_t = 8)]
+    open: u32,
+    /// Filtered ports per live host.
+    #[arg(long, default_value_t = 6)]
+    filtered: u32,
+    /// Range the open and filtered ports are drawn from.
+    #[arg(long, default_value = "1-1000")]
+    ports: PortRange,
+    /// Unowned addresses after the live hosts.
+    #[arg(long, default_value_t = 0)]
+    dark: u32,
+    /// Add a host that drops every packet.
+    #[arg(long)]
+    drop_all: bool,
+    /// Add a host that accepts on every port.
+    #[arg(long)]
+    tarpit: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the ground truth here.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("vantage-lab: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Up(args) => up(args),
+        Cmd::Down { name } => Ok(Lab::teardown(&LabSpec::new(&name))?),
+        Cmd::Serve { truth, ready } => {
+            let truth = Truth::load(&truth)?;
+            let ready = ready.unwrap_or_else(|| std::env::temp_dir().join(format!("vantage-lab-{}.ready", truth.name)));
+            Ok(serve(&truth, &ready)?)
+        }
+    }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    let spec = LabSpec {
+        name: args.name,
+        hosts: args.hosts,
+        open: args.open,
+        filtered: args.filtered,
+        ports: args.ports,
+        dark: args.dark,
+        drop_all: args.drop_all,
+        tarpit: args.tarpit,
+        seed: args.seed,
+    };
+    let lab = Lab::up(&spec)?;
+    if let Some(path) = &args.truth {
+        lab.truth().save(path).with_context(|| format!("copying the truth to {}", path.display()))?;
+    }
+    println!("{}", lab.truth().targets());
+    eprintln!(
+        "lab {name} is up: scanner {scanner} in {ns}, targets {targets}, truth in {truth}\n\
+         run a scanner with `ip netns exec {ns} ...`; remove the lab with `vantage-lab down --name {name}`",
+        name = spec.name,
+        scanner = lab.truth().scanner,
+        ns = spec.ns_scanner(),
+        targets = lab.truth().targets(),
+        truth = args.truth.unwrap_or_else(|| lab.truth_path()).display(),
+    );
+    lab.keep();
+    Ok(())
+}

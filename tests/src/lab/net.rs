@@ -1,0 +1,183 @@
+//! The lab's network: three namespaces joined by veth pairs on a bridge.
+//!
+//! ```text
+//!  vl-<name>-scan            vl-<name>-br             vl-<name>-t
+//!  s0 198.18.0.1/15 ── bs ── br0 ── bt ── t0 198.18.1.0/15, .1, ... (one address per target)
+//! ```
+//!
+//! Nothing here routes anywhere else: there is no default route and no link
+//! to the host's interfaces, so every packet a scanner sends stays in the lab.
+//! Everything is done with iproute2 so the lab can be rebuilt or inspected by
+//! hand with the same commands.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::LabError;
+use super::spec::{LabSpec, PREFIX_LEN, SCANNER_ADDR};
+use super::truth::{HostKind, Truth};
+
+/// The scanner's interface (in `vl-<name>-scan`).
+pub const SCANNER_IF: &str = "s0";
+/// The targets' interface (in `vl-<name>-t`).
+pub const TARGET_IF: &str = "t0";
+/// Fixed, locally administered MACs, so raw-packet scanners (masscan) can
+/// be told where to send without resolving a router.
+pub const SCANNER_MAC: &str = "02:00:c6:12:00:01";
+pub const TARGET_MAC: &str = "02:00:c6:12:01:00";
+
+/// Sysctls of the scanner namespace: the widest ephemeral port range for
+/// connect scans. (The neighbour table's gc_thresh limits are global, not
+/// per namespace, so labs stay well under their default of 1024 neighbours.)
+const SCANNER_SYSCTLS: &[(&str, &str)] = &[("net/ipv4/ip_local_port_range", "1024 65535")];
+/// Sysctls of the target namespace: a deep accept queue for the tarpit.
+const TARGET_SYSCTLS: &[(&str, &str)] = &[("net/core/somaxconn", "65535"), ("net/ipv4/tcp_max_syn_backlog", "65535")];
+
+/// Runs a command and returns its stdout; a failure carries its stderr.
+pub fn run(cmd: &mut Command) -> Result<String, LabError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| LabError::io(format!("cannot run {:?}", cmd.get_program()), e))?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            command: format!("{cmd:?}"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `ip -n <ns> -batch <file>` with the given commands, one a line.
+fn batch(ns: &str, commands: &str, dir: &Path, label: &str) -> Result<(), LabError> {
+    let path = dir.join(format!("{label}.ip"));
+    std::fs::write(&path, commands).map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
+    run(Command::new("ip").args(["-n", ns, "-batch"]).arg(&path)).map(drop)
+}
+
+/// Creates the namespaces, the bridge, the veth pairs and the addresses.
+pub fn create(spec: &LabSpec, truth: &Truth, dir: &Path) -> Result<(), LabError> {
+    let (br, scan, t) = (spec.ns_bridge(), spec.ns_scanner(), spec.ns_targets());
+    for ns in [&br, &scan, &t] {
+        run(Command::new("ip").args(["netns", "add", ns]))?;
+    }
+    let bridge = format!(
+        "link set lo up\nlink add br0 type bridge\nlink set br0 up\n\
+         link add bs type veth peer name {SCANNER_IF} netns {scan}\n\
+         link add bt type veth peer name {TARGET_IF} netns {t}\n\
+         link set bs master br0\nlink set bt master br0\nlink set bs up\nlink set bt up\n"
+    );
+    batch(&br, &bridge, dir, "bridge")?;
+    let scanner = format!(
+        "link set lo up\nlink set {SCANNER_IF} address {SCANNER_MAC}\n\
+         addr add {SCANNER_ADDR}/{PREFIX_LEN} dev {SCANNER_IF}\nlink set {SCANNER_IF} up\n"
+    );
+    batch(&scan, &scanner, dir, "scanner")?;
+    batch(&t, &target_commands(truth), dir, "targets")?;
+    sysctl(&scan, SCANNER_SYSCTLS)?;
+    sysctl(&t, TARGET_SYSCTLS)
+}
+
+/// The target namespace owns every address but the dark ones.
+fn target_commands(truth: &Truth) -> String {
+    let mut out = format!("link set lo up\nlink set {TARGET_IF} address {TARGET_MAC}\n");
+    for h in truth.hosts.iter().filter(|h| h.kind != HostKind::Dark) {
+        let _ = writeln!(out, "addr add {}/{PREFIX_LEN} dev {TARGET_IF}", h.addr);
+    }
+    out.push_str(&format!("link set {TARGET_IF} up\n"));
+    out
+}
+
+/// Writes `/proc/sys/net` settings from a thread inside `ns` (they are per
+/// namespace), so no `sysctl` binary is needed.
+fn sysctl(ns: &str, settings: &[(&str, &str)]) -> Result<(), LabError> {
+    run_in(ns, || {
+        for (key, value) in settings {
+            let path = format!("/proc/sys/{key}");
+            std::fs::write(&path, value).map_err(|e| LabError::io(format!("writing {path} in {ns}"), e))?;
+        }
+        Ok(())
+    })?
+}
+
+/// The lab's namespaces that exist now.
+pub fn existing(spec: &LabSpec) -> Result<Vec<String>, LabError> {
+    let list = run(Command::new("ip").args(["netns", "list"]))?;
+    let ours = [spec.ns_bridge(), spec.ns_scanner(), spec.ns_targets()];
+    // Lines look like `vl-x-t (id: 3)` or just `vl-x-t`.
+    Ok(list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| ours.iter().any(|o| o == n))
+        .map(String::from)
+        .collect())
+}
+
+/// Kills (SIGKILL) every process inside namespace `ns`: only lab processes
+/// (listeners, scanners we started) ever run there. Waits until they are gone.
+pub fn kill_inside(ns: &str) -> Result<(), LabError> {
+    let pids: Vec<i32> =
+        run(Command::new("ip").args(["netns", "pids", ns]))?.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    for pid in &pids {
+        // SAFETY: kill(2) with a PID read from `ip netns pids` of our own namespace.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| alive(*p)) {
+        if Instant::now() > deadline {
+            return Err(LabError::Teardown(format!("processes {pids:?} in {ns} survived SIGKILL")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Alive and not a zombie (a zombie has left its namespaces already).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Deletes a namespace; its veth ends go with it, and with them their peers.
+pub fn delete(ns: &str) -> Result<(), LabError> {
+    run(Command::new("ip").args(["netns", "delete", ns])).map(drop)
+}
+
+/// Runs `f` on a thread that has joined network namespace `ns`, so plain
+/// std sockets opened by `f` live in the lab.
+pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).map_err(|e| LabError::io(format!("opening {path}"), e))?;
+    std::thread::scope(|s| {
+        let thread = s.spawn(|| {
+            // SAFETY: setns(2) on a namespace file we hold open; it moves only
+            // this thread, which ends with the scope.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(LabError::io(format!("setns into {ns}"), std::io::Error::last_os_error()));
+            }
+            Ok(f())
+        });
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dark_hosts_get_no_address() {
+        let spec = LabSpec { hosts: 2, dark: 1, drop_all: true, ..LabSpec::new("n") };
+        let cmds = target_commands(&Truth::generate(&spec));
+        assert!(cmds.contains("addr add 198.18.1.1/15 dev t0"));
+        assert!(!cmds.contains("198.18.1.2/"), "the dark host is not owned: {cmds}");
+        assert!(cmds.contains("addr add 198.18.1.3/15 dev t0"), "the drop-all host answers ARP");
+    }
+}
