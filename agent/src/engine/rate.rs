@@ -17,6 +17,8 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 pub struct RateLimits {
     global: Option<DefaultDirectRateLimiter>,
     per_host: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Made once: making a clock calibrates it, far too slow per probe.
+    clock: DefaultClock,
 }
 
 fn quota(per_second: u32) -> Option<Quota> {
@@ -28,7 +30,11 @@ fn quota(per_second: u32) -> Option<Quota> {
 impl RateLimits {
     /// `0` means no cap.
     pub fn new(rate: u32, host_rate: u32) -> Self {
-        RateLimits { global: quota(rate).map(RateLimiter::direct), per_host: quota(host_rate).map(RateLimiter::keyed) }
+        RateLimits {
+            global: quota(rate).map(RateLimiter::direct),
+            per_host: quota(host_rate).map(RateLimiter::keyed),
+            clock: DefaultClock::default(),
+        }
     }
 
     pub fn is_unlimited(&self) -> bool {
@@ -41,16 +47,15 @@ impl RateLimits {
     /// wait, that host token is spent without a probe, which only ever makes
     /// the scan slower than its caps, never faster.
     pub fn try_acquire(&self, addr: IpAddr) -> Result<(), Duration> {
-        let clock = DefaultClock::default();
         if let Some(host) = &self.per_host
             && let Err(not_until) = host.check_key(&addr)
         {
-            return Err(not_until.wait_time_from(clock.now()));
+            return Err(not_until.wait_time_from(self.clock.now()));
         }
         if let Some(global) = &self.global
             && let Err(not_until) = global.check()
         {
-            return Err(not_until.wait_time_from(clock.now()));
+            return Err(not_until.wait_time_from(self.clock.now()));
         }
         Ok(())
     }

@@ -81,6 +81,10 @@ pub async fn scan(
 ) -> Result<EngineStats, SynError> {
     let receiver = receiver::shared()?;
     let send_sock = raw_socket()?;
+    // SYNs to hosts that do not answer ARP wait in the neighbour queue,
+    // charged to this socket's send buffer: a small buffer would block every
+    // send for the seconds ARP takes to give up.
+    receiver::force_buffer(&send_sock, libc::SO_SNDBUFFORCE, 64 << 20);
     let (answers_tx, mut answers) = mpsc::channel(space.len().max(1) as usize);
     let (state, registration) =
         receiver.register(|sport| ScanState::new(space.clone(), sport, cfg.timeout, answers_tx));

@@ -39,7 +39,7 @@ pub fn shared() -> Result<Arc<Receiver>, SynError> {
         return Ok(r.clone());
     }
     let sock = raw_socket()?;
-    grow_receive_buffer(&sock);
+    force_buffer(&sock, libc::SO_RCVBUFFORCE, 32 << 20);
     let receiver = RECEIVER.get_or_init(|| Arc::new(Receiver { scans: RwLock::new(HashMap::new()) })).clone();
     let reader = receiver.clone();
     std::thread::Builder::new().name("syn-recv".into()).spawn(move || reader.run(&sock)).map_err(SynError::Socket)?;
@@ -84,19 +84,23 @@ impl Receiver {
     }
 }
 
-fn grow_receive_buffer(sock: &Socket) {
-    let size: libc::c_int = 32 << 20;
+/// Sets a socket buffer past the system maximum (we hold CAP_NET_RAW, and
+/// root may), falling back to the plain option.
+pub fn force_buffer(sock: &Socket, option: libc::c_int, size: libc::c_int) {
     // SAFETY: setsockopt on a valid fd with an int option value of the right size.
     let forced = unsafe {
         libc::setsockopt(
             std::os::fd::AsRawFd::as_raw_fd(sock),
             libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
+            option,
             (&size as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if forced != 0 {
-        let _ = sock.set_recv_buffer_size(size as usize);
+        let _ = match option {
+            libc::SO_SNDBUFFORCE => sock.set_send_buffer_size(size as usize),
+            _ => sock.set_recv_buffer_size(size as usize),
+        };
     }
 }

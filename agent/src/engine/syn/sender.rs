@@ -25,6 +25,8 @@ pub fn run(sock: &Socket, state: &ScanState, retries: u32, limits: &RateLimits, 
             return;
         }
         let wait = state.timeout(attempt.saturating_sub(1));
+        let pass_started = Instant::now();
+        let sent_before = state.packets.load(Ordering::Relaxed);
         for i in 0..n {
             if state.stop.load(Ordering::Relaxed) {
                 return;
@@ -56,6 +58,13 @@ pub fn run(sock: &Socket, state: &ScanState, retries: u32, limits: &RateLimits, 
         if !limits.is_unlimited() {
             limits.shrink();
         }
+        tracing::debug!(
+            attempt,
+            sent = state.packets.load(Ordering::Relaxed) - sent_before,
+            took = ?pass_started.elapsed(),
+            wait = ?wait,
+            "SYN pass done"
+        );
     }
     // Late answers to the last SYNs.
     let deadline = Instant::now() + state.timeout(retries);
