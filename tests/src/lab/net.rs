@@ -150,20 +150,23 @@ pub fn delete(ns: &str) -> Result<(), LabError> {
     run(Command::new("ip").args(["netns", "delete", ns])).map(drop)
 }
 
+/// Moves the calling thread into network namespace `ns`: sockets it opens
+/// from now on live in the lab. Only for threads of their own.
+pub fn enter(ns: &str) -> Result<(), LabError> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).map_err(|e| LabError::io(format!("opening {path}"), e))?;
+    // SAFETY: setns(2) on a namespace file we hold open; it moves only this thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(LabError::io(format!("setns into {ns}"), std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Runs `f` on a thread that has joined network namespace `ns`, so plain
 /// std sockets opened by `f` live in the lab.
 pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
-    let path = format!("/run/netns/{ns}");
-    let file = File::open(&path).map_err(|e| LabError::io(format!("opening {path}"), e))?;
     std::thread::scope(|s| {
-        let thread = s.spawn(|| {
-            // SAFETY: setns(2) on a namespace file we hold open; it moves only
-            // this thread, which ends with the scope.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(LabError::io(format!("setns into {ns}"), std::io::Error::last_os_error()));
-            }
-            Ok(f())
-        });
+        let thread = s.spawn(|| enter(ns).map(|()| f()));
         thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }

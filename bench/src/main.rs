@@ -1,0 +1,115 @@
+//! `vantage-bench`: scan one lab with Vantage, nmap and masscan, and compare
+//! wall time, probes per second, CPU, memory and accuracy against the
+//! lab's ground truth. Needs root (the lab is made of network namespaces).
+//!
+//! # Layout
+//! * `workload`: the labs scanned (`256x1000`, `16x65535`).
+//! * `tools`: how each scanner is invoked in the lab, and read back.
+//! * `parse`: Vantage JSON, nmap XML and masscan list output.
+//! * `measure`: running a tool with `wait4` for its CPU time and peak RSS.
+//! * `bench`: the loop over workloads, runs and tools.
+//! * `heartbeat`: background traffic, so the lab is not unnaturally silent.
+//! * `report`: the table and the JSON rows.
+
+mod bench;
+mod heartbeat;
+mod measure;
+mod parse;
+mod report;
+mod tools;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::bench::BenchConfig;
+use crate::tools::{Tool, ToolOptions};
+use crate::workload::Workload;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vantage-bench",
+    about = "Scan a lab with Vantage, nmap and masscan; compare speed, cost and accuracy."
+)]
+struct Args {
+    /// Workloads to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "256x1000,16x65535")]
+    workloads: Vec<Workload>,
+    /// Tools to compare, comma-separated, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "vantage-connect,vantage-syn,nmap-sT,nmap-sS,masscan"
+    )]
+    tools: Vec<Tool>,
+    /// Repeat every tool this many times (each run is its own row).
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Seed of the labs' ground truth.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Name prefix of the labs (namespaces vl-<prefix>-<workload>-*).
+    #[arg(long, default_value = "bench")]
+    lab: String,
+    /// Kill a tool run after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15m")]
+    limit: Duration,
+    /// masscan's --rate (packets per second).
+    #[arg(long, default_value_t = 100_000)]
+    masscan_rate: u32,
+    /// masscan's --retries.
+    #[arg(long, default_value_t = 1)]
+    masscan_retries: u32,
+    /// masscan's --wait after the last probe (whole seconds).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    masscan_wait: Duration,
+    /// Vantage's --timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
+    vantage_timeout: Duration,
+}
+
+impl Args {
+    fn config(self) -> anyhow::Result<(BenchConfig, Option<PathBuf>)> {
+        anyhow::ensure!(self.runs >= 1, "--runs must be at least 1");
+        anyhow::ensure!(!self.tools.is_empty() && !self.workloads.is_empty(), "nothing to run");
+        let options = ToolOptions {
+            masscan_rate: self.masscan_rate,
+            masscan_retries: self.masscan_retries,
+            masscan_wait: self.masscan_wait,
+            vantage_timeout: self.vantage_timeout,
+        };
+        let config = BenchConfig {
+            workloads: self.workloads,
+            tools: self.tools,
+            runs: self.runs,
+            seed: self.seed,
+            lab_prefix: self.lab,
+            limit: self.limit,
+            options,
+        };
+        Ok((config, self.json))
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("vantage-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let (config, json) = args.config()?;
+    let rows = bench::run(&config)?;
+    report::table(&rows, &mut std::io::stdout().lock())?;
+    if let Some(path) = json {
+        report::write_json(&rows, &path)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Running one tool and measuring it: wall time, and the CPU time and peak
+//! RSS the kernel accounted to that one child (`wait4`).
+//!
+//! `ip netns exec` execs the tool in place, so the child's PID is the tool's
+//! and its rusage is the tool's own (the CPU the kernel spends answering in
+//! the target namespace is not counted for anyone).
+
+use std::io::{self, Read};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often a running child is polled.
+const POLL: Duration = Duration::from_millis(5);
+
+/// One finished (or killed) tool run.
+#[derive(Debug)]
+pub struct Measured {
+    pub wall: Duration,
+    /// User plus system CPU time of the child.
+    pub cpu: Duration,
+    /// Peak resident set size, in KiB.
+    pub max_rss_kib: u64,
+    /// Exit code, or `None` if a signal ended it.
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Measured {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Runs `cmd` to its end, killing it (SIGKILL, by PID) after `limit`.
+pub fn measure(mut cmd: Command, limit: Duration) -> io::Result<Measured> {
+    let start = Instant::now();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut timed_out = false;
+    loop {
+        // SAFETY: wait4 on our own child, writing into locals we own.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        if !timed_out && start.elapsed() > limit {
+            // SAFETY: kill(2) on our child, which has not been reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            timed_out = true;
+        }
+        std::thread::sleep(POLL);
+    }
+    let wall = start.elapsed();
+    let joined = |h: Option<JoinHandle<Vec<u8>>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+    Ok(Measured {
+        wall,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        timed_out,
+        stdout: joined(out),
+        stderr: joined(err),
+    })
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_a_child() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo hi; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 3"]);
+        let m = measure(cmd, Duration::from_secs(30)).unwrap();
+        assert_eq!((m.code, m.timed_out, m.stdout.as_slice()), (Some(3), false, &b"hi\n"[..]));
+        assert!(m.cpu > Duration::ZERO && m.max_rss_kib > 0, "{m:?}");
+    }
+
+    #[test]
+    fn kills_after_the_limit() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let m = measure(cmd, Duration::from_millis(200)).unwrap();
+        assert!(m.timed_out && m.code.is_none() && m.wall < Duration::from_secs(5), "{m:?}");
+    }
+}
