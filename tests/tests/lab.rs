@@ -2,7 +2,8 @@
 //! tells the truth to a plain TCP client, then that Vantage finds exactly
 //! its open ports.
 //!
-//! Each test builds its own lab under its own name, so tests run in parallel.
+//! Each test builds its own lab under its own name, suffixed with the test
+//! process's PID, so tests run in parallel, also with another checkout's.
 //! Without root, they skip (and fail when `CI=true`): see `lab::require`.
 
 use std::collections::BTreeSet;
@@ -69,6 +70,11 @@ fn special(truth: &Truth, kind: HostKind, ports: &[u16]) -> Vec<SocketAddrV4> {
     ports.iter().map(|p| SocketAddrV4::new(host.addr, *p)).collect()
 }
 
+/// A lab name of this test process (`<base>-<pid>`).
+fn lab_name(base: &str) -> String {
+    format!("{base}-{}", std::process::id())
+}
+
 fn lab_namespaces(name: &str) -> Vec<String> {
     net::existing(&LabSpec::new(name)).expect("ip netns list")
 }
@@ -78,8 +84,15 @@ fn the_lab_tells_the_truth() {
     if !lab::require() {
         return;
     }
-    let spec =
-        LabSpec { hosts: 4, open: 6, filtered: 4, dark: 1, drop_all: true, tarpit: true, ..LabSpec::new("truth") };
+    let spec = LabSpec {
+        hosts: 4,
+        open: 6,
+        filtered: 4,
+        dark: 1,
+        drop_all: true,
+        tarpit: true,
+        ..LabSpec::new(&lab_name("truth"))
+    };
     // A lab left running (as after a crash) is replaced by the next `up`.
     Lab::up(&spec).expect("first up").keep();
     let lab = Lab::up(&spec).expect("second up");
@@ -101,9 +114,9 @@ fn the_lab_tells_the_truth() {
     })
     .expect("inside the scanner namespace");
 
-    assert_eq!(lab_namespaces("truth").len(), 3);
+    assert_eq!(lab_namespaces(&spec.name).len(), 3);
     lab.down().expect("down");
-    assert_eq!(lab_namespaces("truth"), Vec::<String>::new(), "down leaves no namespace behind");
+    assert_eq!(lab_namespaces(&spec.name), Vec::<String>::new(), "down leaves no namespace behind");
 }
 
 #[test]
@@ -111,7 +124,7 @@ fn greeting_listeners_send_their_banner() {
     if !lab::require() {
         return;
     }
-    let lab = Lab::up(&LabSpec { hosts: 1, open: 4, filtered: 0, ..LabSpec::new("banner") }).expect("up");
+    let lab = Lab::up(&LabSpec { hosts: 1, open: 4, filtered: 0, ..LabSpec::new(&lab_name("banner")) }).expect("up");
     let host = lab.truth().hosts[0].clone();
     assert_eq!(host.greeting.len(), 2, "every other open port greets");
     lab.in_scanner(|| {
@@ -133,11 +146,12 @@ fn dropping_a_lab_tears_it_down() {
     if !lab::require() {
         return;
     }
-    let lab = Lab::up(&LabSpec::new("dropped")).expect("up");
+    let spec = LabSpec::new(&lab_name("dropped"));
+    let lab = Lab::up(&spec).expect("up");
     let state = lab.truth_path();
     assert!(state.exists());
     drop(lab);
-    assert_eq!(lab_namespaces("dropped"), Vec::<String>::new());
+    assert_eq!(lab_namespaces(&spec.name), Vec::<String>::new());
     assert!(!state.exists(), "the state directory is removed too");
 }
 
@@ -149,9 +163,10 @@ fn the_cli_brings_a_lab_up_and_down() {
     let dir = tempfile::tempdir().unwrap();
     let truth_file = dir.path().join("truth.json");
     let cli = env!("CARGO_BIN_EXE_vantage-lab");
+    let name = lab_name("cli");
     let up = run(
         Command::new(cli)
-            .args(["up", "--name", "cli", "--hosts", "3", "--open", "2", "--filtered", "1", "--ports", "100-200"])
+            .args(["up", "--name", &name, "--hosts", "3", "--open", "2", "--filtered", "1", "--ports", "100-200"])
             .args(["--dark", "1", "--drop-all", "--seed", "5", "--truth"])
             .arg(&truth_file),
         Duration::from_secs(60),
@@ -160,11 +175,11 @@ fn the_cli_brings_a_lab_up_and_down() {
     assert_eq!(String::from_utf8_lossy(&up.stdout).trim(), "198.18.1.0-198.18.1.4");
     let truth = Truth::load(&truth_file).expect("truth file");
     assert_eq!(truth.ports, PortRange::new(100, 200));
-    assert_eq!(lab_namespaces("cli").len(), 3, "the lab outlives `up`");
+    assert_eq!(lab_namespaces(&name).len(), 3, "the lab outlives `up`");
 
-    let down = run(Command::new(cli).args(["down", "--name", "cli"]), Duration::from_secs(60));
+    let down = run(Command::new(cli).args(["down", "--name", &name]), Duration::from_secs(60));
     assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    assert_eq!(lab_namespaces("cli"), Vec::<String>::new());
+    assert_eq!(lab_namespaces(&name), Vec::<String>::new());
 }
 
 /// Open ports in a `vantage ... --format json` document.
@@ -183,8 +198,15 @@ fn vantage_connect_scan_finds_exactly_the_open_ports() {
     if !lab::require() {
         return;
     }
-    let spec =
-        LabSpec { hosts: 8, open: 8, filtered: 6, dark: 2, drop_all: true, seed: 42, ..LabSpec::new("vconnect") };
+    let spec = LabSpec {
+        hosts: 8,
+        open: 8,
+        filtered: 6,
+        dark: 2,
+        drop_all: true,
+        seed: 42,
+        ..LabSpec::new(&lab_name("vconnect"))
+    };
     let lab = Lab::up(&spec).expect("up");
     let data = tempfile::tempdir().unwrap();
     let scope = data.path().join("scope.txt");
