@@ -10,8 +10,10 @@
 //! * `bench`: the loop over workloads, runs and tools.
 //! * `heartbeat`: background traffic, so the lab is not unnaturally silent.
 //! * `report`: the table and the JSON rows.
+//! * `checks`: memory over 65,536 hosts, and rate caps, on a routed block.
 
 mod bench;
+mod checks;
 mod heartbeat;
 mod measure;
 mod parse;
@@ -69,6 +71,10 @@ struct Args {
     /// masscan's --wait after the last probe (whole seconds).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     masscan_wait: Duration,
+    /// Instead of the tool comparison, measure these Vantage figures
+    /// (comma-separated): memory, rate.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    checks: Vec<checks::Check>,
     /// Vantage's --timeout.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
     vantage_timeout: Duration,
@@ -105,6 +111,13 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if !args.checks.is_empty() {
+        vantage_tests::lab::check().map_err(|why| anyhow::anyhow!("the checks need a lab and cannot: {why}"))?;
+        for figure in checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage())? {
+            println!("{:<50} {}", figure.name, figure.value);
+        }
+        return Ok(());
+    }
     let (config, json) = args.config()?;
     let rows = bench::run(&config)?;
     report::table(&rows, &mut std::io::stdout().lock())?;

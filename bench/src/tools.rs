@@ -26,6 +26,10 @@ pub enum Tool {
     /// `nmap -sS -T5 --min-rate 50000`.
     #[value(name = "nmap-sS")]
     NmapSyn,
+    /// `nmap -sS -T4`: nmap's own congestion control, which slows down when
+    /// answers go missing (slower, and more accurate on a busy box).
+    #[value(name = "nmap-sS-T4")]
+    NmapSynAdaptive,
     /// `masscan --rate R`.
     #[value(name = "masscan")]
     Masscan,
@@ -62,6 +66,7 @@ impl Tool {
             Tool::VantageSyn => "vantage-syn",
             Tool::NmapConnect => "nmap-sT",
             Tool::NmapSyn => "nmap-sS",
+            Tool::NmapSynAdaptive => "nmap-sS-T4",
             Tool::Masscan => "masscan",
         }
     }
@@ -81,10 +86,14 @@ impl Tool {
                 }
                 cmd
             }
-            Tool::NmapConnect | Tool::NmapSyn => {
-                let (scan, rate) = if self == Tool::NmapConnect { ("-sT", "10000") } else { ("-sS", "50000") };
+            Tool::NmapConnect | Tool::NmapSyn | Tool::NmapSynAdaptive => {
                 let mut cmd = setup.lab.scanner_command("nmap");
-                cmd.args([scan, "-T5", "--min-rate", rate, "-n", "-Pn", &format!("-p{ports}"), "-oX", "-", "-iL"]);
+                match self {
+                    Tool::NmapConnect => cmd.args(["-sT", "-T5", "--min-rate", "10000"]),
+                    Tool::NmapSyn => cmd.args(["-sS", "-T5", "--min-rate", "50000"]),
+                    _ => cmd.args(["-sS", "-T4"]),
+                };
+                cmd.args(["-n", "-Pn", &format!("-p{ports}"), "-oX", "-", "-iL"]);
                 cmd.arg(setup.targets_file);
                 cmd
             }
@@ -106,7 +115,7 @@ impl Tool {
     pub fn parse(self, stdout: &str) -> Result<OpenSet, ParseError> {
         match self {
             Tool::VantageConnect | Tool::VantageSyn => parse::vantage_json(stdout),
-            Tool::NmapConnect | Tool::NmapSyn => parse::nmap_xml(stdout),
+            Tool::NmapConnect | Tool::NmapSyn | Tool::NmapSynAdaptive => parse::nmap_xml(stdout),
             Tool::Masscan => parse::masscan_list(stdout),
         }
     }

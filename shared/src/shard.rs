@@ -13,8 +13,11 @@ use crate::addr::AddrRange;
 use crate::ports::PortSpec;
 use crate::target::TargetSet;
 
-/// Probes per shard unless configured: tens of seconds of work for one agent.
-pub const DEFAULT_SHARD_PROBES: u64 = 16_384;
+/// Probes per shard unless configured: about a second of work for an agent on
+/// a fast network, tens of seconds across the internet at a polite rate. Each
+/// shard ends with a wait for late answers, so much smaller shards waste time
+/// and much larger ones spread badly over agents.
+pub const DEFAULT_SHARD_PROBES: u64 = 32_768;
 
 /// One slice of a scan: these addresses × these ports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,7 +80,8 @@ impl Connection {
                 coordinator: url.clone(),
                 name: "embedded".into(),
                 region: "local".into(),
-                capacity: 2,
+                // Shards overlap their waits for late answers.
+                capacity: 4,
                 max_in_flight: 8192,
                 policy,
                 min_backoff: Duration::from_millis(50),

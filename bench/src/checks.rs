@@ -1,0 +1,149 @@
+//! Figures that need a bigger network than a lab of listeners holds: flat
+//! memory over 65,536 hosts, and rate caps kept to within 5 %.
+//!
+//! A "block" is two namespaces joined by one veth pair, with no route out:
+//! the scanner (198.18.0.1/30) routes 198.19.0.0/16 to the target
+//! (198.18.0.2/30), which holds the whole /16 as a local route, so its
+//! kernel answers for all 65,536 addresses (a RST on every port) behind a
+//! single neighbour entry.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use serde_json::Value;
+use vantage_tests::lab::net;
+
+use crate::measure::measure;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Check {
+    /// Peak RSS of a SYN scan of 65,536 hosts x 100 ports (embedded: coordinator and agent in one process).
+    Memory,
+    /// Achieved probe rates against --rate and --host-rate caps.
+    Rate,
+}
+
+/// The block's namespaces, deleted on drop.
+struct Block {
+    scan: String,
+    target: String,
+}
+
+impl Block {
+    fn up(prefix: &str) -> anyhow::Result<Block> {
+        let block = Block { scan: format!("vl-{prefix}-blk-scan"), target: format!("vl-{prefix}-blk-t") };
+        block.delete();
+        let ip = |args: &[&str]| net::run(Command::new("ip").args(args)).map(drop);
+        ip(&["netns", "add", &block.scan])?;
+        ip(&["netns", "add", &block.target])?;
+        ip(&["-n", &block.scan, "link", "add", "b0", "type", "veth", "peer", "name", "b1", "netns", &block.target])?;
+        for (ns, dev, addr) in [(&block.scan, "b0", "198.18.0.1/30"), (&block.target, "b1", "198.18.0.2/30")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        ip(&["-n", &block.scan, "route", "add", "198.19.0.0/16", "via", "198.18.0.2"])?;
+        ip(&["-n", &block.target, "route", "add", "local", "198.19.0.0/16", "dev", "lo"])?;
+        Ok(block)
+    }
+
+    fn delete(&self) {
+        for ns in [&self.scan, &self.target] {
+            let _ = net::delete(ns);
+        }
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// One figure: what was run and what came out.
+pub struct Figure {
+    pub name: String,
+    pub value: String,
+}
+
+pub fn run(checks: &[Check], prefix: &str, vantage: &Path) -> anyhow::Result<Vec<Figure>> {
+    let block = Block::up(prefix).context("building the block")?;
+    let dir = tempfile::tempdir()?;
+    let scope = dir.path().join("scope.txt");
+    std::fs::write(&scope, "198.18.0.0/15\n")?;
+    let mut figures = Vec::new();
+    for check in checks {
+        match check {
+            Check::Memory => figures.extend(memory(&block, vantage, &scope, dir.path())?),
+            Check::Rate => figures.extend(rates(&block, vantage, &scope, dir.path())?),
+        }
+    }
+    Ok(figures)
+}
+
+/// Runs `vantage scan` in the block; returns (wall, peak RSS MiB, JSON document).
+fn scan(
+    block: &Block,
+    vantage: &Path,
+    scope: &Path,
+    data: &Path,
+    args: &[&str],
+) -> anyhow::Result<(Duration, f64, Value)> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &block.scan]).arg(vantage).arg("--data-dir").arg(data).arg("--scope").arg(scope);
+    cmd.args(["scan", "--format", "json", "--banner-timeout", "0s"]).args(args);
+    let m = measure(cmd, Duration::from_secs(1800))?;
+    anyhow::ensure!(m.success(), "vantage {args:?} failed: {}", String::from_utf8_lossy(&m.stderr));
+    let doc: Value = serde_json::from_slice(&m.stdout).context("vantage printed no JSON")?;
+    Ok((m.wall, m.max_rss_kib as f64 / 1024.0, doc))
+}
+
+fn memory(block: &Block, vantage: &Path, scope: &Path, dir: &Path) -> anyhow::Result<Vec<Figure>> {
+    let args = ["--mode", "syn", "--targets", "198.19.0.0/16", "--ports", "1-100"];
+    let (wall, rss, doc) = scan(block, vantage, scope, &dir.join("memory"), &args)?;
+    let s = &doc["scan"];
+    Ok(vec![Figure {
+        name: "memory: SYN scan of 65,536 hosts x 100 ports".into(),
+        value: format!(
+            "peak RSS {rss:.1} MiB, {:.1} s, {} probes ({} closed, {} open, {} filtered)",
+            wall.as_secs_f64(),
+            s["probes_done"],
+            s["closed"],
+            s["open"],
+            s["filtered"]
+        ),
+    }])
+}
+
+fn rates(block: &Block, vantage: &Path, scope: &Path, dir: &Path) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    for (mode, cap) in [("syn", 20_000u32), ("connect", 5_000)] {
+        let args = ["--mode", mode, "--rate", &cap.to_string(), "--targets", "198.19.0.0/20", "--ports", "1-50"];
+        let (wall, _, doc) = scan(block, vantage, scope, &dir.join(format!("rate-{mode}")), &args)?;
+        let packets = doc["scan"]["packets"].as_u64().unwrap_or(0);
+        figures.push(rate_figure(&format!("--rate {cap} ({mode})"), packets, wall, cap));
+    }
+    // Four hosts at 200 probes/s each, 1,000 ports apiece.
+    let args = ["--mode", "syn", "--host-rate", "200", "--targets", "198.19.0.1-4", "--ports", "1-1000"];
+    let (wall, _, doc) = scan(block, vantage, scope, &dir.join("host-rate"), &args)?;
+    let per_host = doc["scan"]["packets"].as_u64().unwrap_or(0) / 4;
+    figures.push(rate_figure("--host-rate 200 (syn, per host)", per_host, wall, 200));
+    Ok(figures)
+}
+
+/// The achieved rate over the whole process lifetime (start-up included,
+/// which only makes it look slower than it paced).
+fn rate_figure(name: &str, packets: u64, wall: Duration, cap: u32) -> Figure {
+    let achieved = packets as f64 / wall.as_secs_f64();
+    let off = (achieved - f64::from(cap)) / f64::from(cap) * 100.0;
+    Figure {
+        name: format!("rate: {name}"),
+        value: format!(
+            "{achieved:.0} probes/s over {:.2} s ({off:+.1} % of the cap, {packets} packets)",
+            wall.as_secs_f64()
+        ),
+    }
+}
