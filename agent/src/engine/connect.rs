@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use vantage_shared::PortState;
 
 use super::banner::read_banner;
+use super::rate::{Deferred, Denied};
 use super::rtt::RttEstimator;
 use super::{EngineStats, ProbeResult, RunHandles};
 
@@ -74,8 +75,11 @@ pub async fn scan(
     let mut stats = EngineStats::default();
     let mut probes = probes.filter(|(addr, _)| permits(*addr)).map(|(addr, port)| Probe { addr, port, attempt: 0 });
     let mut retry: VecDeque<Probe> = VecDeque::new();
+    // A probe the global cap holds back, and when it may go.
     let mut held: Option<Probe> = None;
     let mut resume_at: Option<tokio::time::Instant> = None;
+    // Probes whose host is at its cap; others go meanwhile.
+    let mut deferred: Deferred<Probe> = Deferred::new(cfg.max_in_flight.max(1));
     let mut in_flight = FuturesUnordered::new();
     let mut rtt = RttEstimator::new(cfg.timeout);
     let max_window = cfg.max_in_flight.max(1);
@@ -84,23 +88,36 @@ pub async fn scan(
 
     loop {
         while in_flight.len() < window && resume_at.is_none() {
-            let Some(p) = held.take().or_else(|| retry.pop_front()).or_else(|| probes.next()) else { break };
-            if let Err(wait) = run.limits.try_acquire(p.addr) {
-                held = Some(p);
-                resume_at = Some(tokio::time::Instant::now() + wait);
-                break;
+            let next = held
+                .take()
+                .or_else(|| deferred.pop_ready(Instant::now()))
+                .or_else(|| retry.pop_front())
+                .or_else(|| if deferred.is_full() { None } else { probes.next() });
+            let Some(p) = next else { break };
+            match run.limits.try_acquire(p.addr) {
+                Ok(()) => {}
+                Err(Denied::Host(wait)) if !deferred.is_full() => {
+                    deferred.push(Instant::now() + wait, p);
+                    continue;
+                }
+                Err(denied) => {
+                    held = Some(p);
+                    resume_at = Some(tokio::time::Instant::now() + denied.wait());
+                    break;
+                }
             }
             let banner_bytes = if run.quiet.contains(p.addr) { 0 } else { cfg.banner_max_bytes };
             in_flight.push(attempt(p, rtt.timeout(p.attempt), cfg.banner_timeout, banner_bytes));
         }
-        if in_flight.is_empty() && held.is_none() {
+        if in_flight.is_empty() && held.is_none() && deferred.is_empty() {
             break;
         }
+        let wake = resume_at.or(deferred.next_ready().map(tokio::time::Instant::from_std));
         let (probe, outcome) = tokio::select! {
             biased;
             _ = run.cancel.cancelled() => break,
             next = in_flight.next(), if !in_flight.is_empty() => next.expect("not empty"),
-            _ = sleep_until(resume_at), if resume_at.is_some() => {
+            _ = sleep_until(wake), if wake.is_some() => {
                 resume_at = None;
                 continue;
             }

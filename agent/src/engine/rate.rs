@@ -5,9 +5,10 @@
 //! over short intervals too (a full second of burst would let a "10,000/s"
 //! scan send 20,000 probes in its first second).
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -41,30 +42,24 @@ impl RateLimits {
         self.global.is_none() && self.per_host.is_none()
     }
 
-    /// Takes a token for one probe to `addr`, or says how long to wait.
+    /// Takes a token for one probe to `addr`, or says which cap is in the
+    /// way and for how long.
     ///
     /// The host's token is taken first: when the global bucket then says
     /// wait, that host token is spent without a probe, which only ever makes
     /// the scan slower than its caps, never faster.
-    pub fn try_acquire(&self, addr: IpAddr) -> Result<(), Duration> {
+    pub fn try_acquire(&self, addr: IpAddr) -> Result<(), Denied> {
         if let Some(host) = &self.per_host
             && let Err(not_until) = host.check_key(&addr)
         {
-            return Err(not_until.wait_time_from(self.clock.now()));
+            return Err(Denied::Host(not_until.wait_time_from(self.clock.now())));
         }
         if let Some(global) = &self.global
             && let Err(not_until) = global.check()
         {
-            return Err(not_until.wait_time_from(self.clock.now()));
+            return Err(Denied::Global(not_until.wait_time_from(self.clock.now())));
         }
         Ok(())
-    }
-
-    /// Blocks the calling thread until a probe to `addr` may go.
-    pub fn acquire_blocking(&self, addr: IpAddr) {
-        while let Err(wait) = self.try_acquire(addr) {
-            std::thread::sleep(wait.max(Duration::from_micros(50)));
-        }
     }
 
     /// Drops per-host state of hosts not probed for a while (keeps memory flat).
@@ -72,6 +67,60 @@ impl RateLimits {
         if let Some(host) = &self.per_host {
             host.retain_recent();
         }
+    }
+}
+
+/// Which cap held a probe back, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The agent-wide cap: nothing may go before then.
+    Global(Duration),
+    /// This host's cap: probes to other hosts may go meanwhile.
+    Host(Duration),
+}
+
+impl Denied {
+    pub fn wait(self) -> Duration {
+        match self {
+            Denied::Global(d) | Denied::Host(d) => d,
+        }
+    }
+}
+
+/// Probes held back by their host's cap, so that probes to other hosts are
+/// not stuck behind them. Bounded; first in, first out (waits on one cap are
+/// all alike, so that is nearly the order in which they become ready).
+#[derive(Debug)]
+pub struct Deferred<T> {
+    queue: VecDeque<(Instant, T)>,
+    cap: usize,
+}
+
+impl<T> Deferred<T> {
+    pub fn new(cap: usize) -> Self {
+        Deferred { queue: VecDeque::new(), cap: cap.max(1) }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.queue.len() >= self.cap
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn push(&mut self, ready: Instant, item: T) {
+        self.queue.push_back((ready, item));
+    }
+
+    /// The oldest probe, if its wait is over.
+    pub fn pop_ready(&mut self, now: Instant) -> Option<T> {
+        if self.queue.front()?.0 <= now { self.queue.pop_front().map(|(_, item)| item) } else { None }
+    }
+
+    /// When the oldest probe may go.
+    pub fn next_ready(&self) -> Option<Instant> {
+        self.queue.front().map(|(at, _)| *at)
     }
 }
 
@@ -102,7 +151,21 @@ mod tests {
         let a = "198.18.0.1".parse().unwrap();
         let b = "198.18.0.2".parse().unwrap();
         assert!(limits.try_acquire(a).is_ok());
-        assert!(limits.try_acquire(a).is_err(), "one token per 100 ms for one host");
+        assert!(matches!(limits.try_acquire(a), Err(Denied::Host(_))), "one token per 100 ms for one host");
         assert!(limits.try_acquire(b).is_ok());
+    }
+
+    #[test]
+    fn deferred_probes_come_back_when_ready() {
+        let t0 = Instant::now();
+        let mut d = Deferred::new(2);
+        d.push(t0 + Duration::from_millis(5), "a");
+        d.push(t0 + Duration::from_millis(1), "b");
+        assert!(d.is_full());
+        assert_eq!(d.pop_ready(t0), None);
+        assert_eq!(d.next_ready(), Some(t0 + Duration::from_millis(5)));
+        assert_eq!(d.pop_ready(t0 + Duration::from_millis(5)), Some("a"));
+        assert_eq!(d.pop_ready(t0 + Duration::from_millis(5)), Some("b"));
+        assert!(d.is_empty());
     }
 }

@@ -14,12 +14,16 @@ use socket2::{SockAddr, Socket};
 use super::packet;
 use super::state::ScanState;
 use crate::engine::order::Permutation;
-use crate::engine::rate::RateLimits;
+use crate::engine::rate::{Deferred, Denied, RateLimits};
+
+/// Probes held back by their host's cap, at most.
+const DEFERRED: usize = 4096;
 
 pub fn run(sock: &Socket, state: &ScanState, retries: u32, limits: &RateLimits, permits: impl Fn(IpAddr) -> bool) {
     let n = state.space.len();
     let perm = Permutation::new(n);
     let mut sources: HashMap<Ipv4Addr, Option<Ipv4Addr>> = HashMap::new();
+    let mut pacer = Pacer { sock, state, limits, deferred: Deferred::new(DEFERRED) };
     for attempt in 0..=retries {
         if state.all_settled() {
             return;
@@ -51,10 +55,9 @@ pub fn run(sock: &Socket, state: &ScanState, retries: u32, limits: &RateLimits, 
             if attempt > 0 && !sleep_until_due(state, idx, wait) {
                 continue;
             }
-            limits.acquire_blocking(addr);
-            state.record_send(idx);
-            send(sock, &packet::syn(src, dst, state.sport, port, state.cookie(dst, port)), dst, state);
+            pacer.offer(Syn { idx, src, dst, port });
         }
+        pacer.drain();
         if !limits.is_unlimited() {
             limits.shrink();
         }
@@ -70,6 +73,75 @@ pub fn run(sock: &Socket, state: &ScanState, retries: u32, limits: &RateLimits, 
     let deadline = Instant::now() + state.timeout(retries);
     while Instant::now() < deadline && !state.all_settled() && !state.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// One SYN ready to go.
+struct Syn {
+    idx: u64,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    port: u16,
+}
+
+/// Sends SYNs as the caps allow: a probe whose host is at its cap waits in
+/// `deferred` while probes to other hosts go on.
+struct Pacer<'a> {
+    sock: &'a Socket,
+    state: &'a ScanState,
+    limits: &'a RateLimits,
+    deferred: Deferred<Syn>,
+}
+
+impl Pacer<'_> {
+    fn offer(&mut self, syn: Syn) {
+        self.release_ready();
+        self.try_send(syn);
+    }
+
+    fn try_send(&mut self, syn: Syn) {
+        loop {
+            match self.limits.try_acquire(IpAddr::V4(syn.dst)) {
+                Ok(()) => return self.transmit(&syn),
+                Err(Denied::Host(wait)) if !self.deferred.is_full() => {
+                    return self.deferred.push(Instant::now() + wait, syn);
+                }
+                Err(denied) => {
+                    if self.state.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(denied.wait().max(Duration::from_micros(50)));
+                }
+            }
+        }
+    }
+
+    fn release_ready(&mut self) {
+        while let Some(syn) = self.deferred.pop_ready(Instant::now()) {
+            self.try_send(syn);
+        }
+    }
+
+    /// Sends everything still held back, waiting for each one's cap.
+    fn drain(&mut self) {
+        while let Some(at) = self.deferred.next_ready() {
+            if self.state.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            self.release_ready();
+        }
+    }
+
+    fn transmit(&self, syn: &Syn) {
+        let state = self.state;
+        state.record_send(syn.idx);
+        send(
+            self.sock,
+            &packet::syn(syn.src, syn.dst, state.sport, syn.port, state.cookie(syn.dst, syn.port)),
+            syn.dst,
+            state,
+        );
     }
 }
 
