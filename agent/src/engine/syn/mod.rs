@@ -48,6 +48,9 @@ pub struct SynConfig {
     pub banner_max_bytes: usize,
 }
 
+/// How often answers are collected from the receiver.
+const ANSWER_TICK: Duration = Duration::from_millis(5);
+
 /// Banner reads in flight at once after SYN-open answers.
 const BANNER_CONCURRENCY: usize = 256;
 
@@ -80,7 +83,10 @@ pub async fn scan(
     run: &RunHandles,
 ) -> Result<EngineStats, SynError> {
     let receiver = receiver::shared()?;
-    let send_sock = raw_socket()?;
+    // IPPROTO_RAW: send-only. A raw TCP socket would also be handed a copy of
+    // every TCP packet the host receives, and never read.
+    let send_sock =
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW))).map_err(SynError::Socket)?;
     // SYNs to hosts that do not answer ARP wait in the neighbour queue,
     // charged to this socket's send buffer: a small buffer would block every
     // send for the seconds ARP takes to give up.
@@ -97,12 +103,19 @@ pub async fn scan(
     };
 
     let mut results = Results { stats: EngineStats::default(), banners: JoinSet::new(), cfg, out: &out, run };
+    // Answers are collected on a short tick rather than awaited one by one:
+    // at tens of thousands a second, a wake-up per answer costs more than
+    // the answer itself.
+    let mut tick = tokio::time::interval(ANSWER_TICK);
     loop {
         tokio::select! {
-            Some(answer) = answers.recv() => results.take(answer).await,
+            _ = tick.tick() => {
+                while let Ok(answer) = answers.try_recv() {
+                    results.take(answer).await;
+                }
+            }
             Some(Ok(r)) = results.banners.join_next(), if !results.banners.is_empty() => results.forward(r).await,
             _ = run.cancel.cancelled() => state.stop.store(true, Ordering::Relaxed),
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
         if sender.is_finished() {
             break;

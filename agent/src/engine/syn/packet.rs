@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use etherparse::{Ipv4Slice, TcpHeader, TcpOptionElement, TcpSlice};
+use etherparse::{IpNumber, Ipv4Header, Ipv4Slice, TcpHeader, TcpOptionElement, TcpSlice};
 use vantage_shared::PortState;
 
 /// A SYN with an MSS option (as real stacks send; some filters drop bare SYNs).
@@ -12,6 +12,17 @@ pub fn syn(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -> Ve
     tcp.set_options(&[TcpOptionElement::MaximumSegmentSize(1460)]).expect("one option fits");
     tcp.checksum = tcp.calc_checksum_ipv4_raw(src.octets(), dst.octets(), &[]).expect("no payload");
     tcp.to_bytes().to_vec()
+}
+
+/// The same SYN inside its IPv4 header, for a send-only `IPPROTO_RAW` socket.
+pub fn ipv4_syn(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -> Vec<u8> {
+    let tcp = syn(src, dst, sport, dport, seq);
+    let mut ip =
+        Ipv4Header::new(tcp.len() as u16, 64, IpNumber::TCP, src.octets(), dst.octets()).expect("a SYN is small");
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut packet = ip.to_bytes().to_vec();
+    packet.extend_from_slice(&tcp);
+    packet
 }
 
 /// A TCP answer, as far as a SYN scan cares.
@@ -87,6 +98,17 @@ mod tests {
             (PortState::Open, Ipv4Addr::new(198, 18, 1, 7), 443, 40_000, 0xdead_bef0)
         );
         assert_eq!(answer(&reply(false, true, true)).unwrap().state, PortState::Closed);
+    }
+
+    #[test]
+    fn ipv4_syns_are_whole_packets() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 1, 7));
+        let bytes = ipv4_syn(src, dst, 40_000, 22, 7);
+        let ip = Ipv4Slice::from_slice(&bytes).unwrap();
+        assert_eq!((ip.header().source_addr(), ip.header().destination_addr()), (src, dst));
+        let tcp = TcpSlice::from_slice(ip.payload().payload).unwrap();
+        assert!(tcp.syn());
+        assert_eq!(tcp.destination_port(), 22);
     }
 
     #[test]

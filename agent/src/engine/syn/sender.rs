@@ -136,12 +136,8 @@ impl Pacer<'_> {
     fn transmit(&self, syn: &Syn) {
         let state = self.state;
         state.record_send(syn.idx);
-        send(
-            self.sock,
-            &packet::syn(syn.src, syn.dst, state.sport, syn.port, state.cookie(syn.dst, syn.port)),
-            syn.dst,
-            state,
-        );
+        let packet = packet::ipv4_syn(syn.src, syn.dst, state.sport, syn.port, state.cookie(syn.dst, syn.port));
+        send(self.sock, &packet, syn.dst, state);
     }
 }
 
