@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vantage_tests::bins;
-use vantage_tests::proc::{Guard, run, wait_for};
+use vantage_tests::proc::{Guard, free_port, run, wait_for};
 use vantage_tests::targets::{LoopbackTargets, banner};
 
 const SCAN_LIMIT: Duration = Duration::from_secs(120);
@@ -100,11 +100,6 @@ fn embedded_scan_finds_exactly_the_listeners() {
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     let stored: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(reported(&stored), reported(&doc));
-}
-
-/// A free loopback port for the coordinator to listen on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

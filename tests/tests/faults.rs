@@ -7,14 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vantage_tests::bins;
-use vantage_tests::proc::{Guard, run, wait_for};
+use vantage_tests::proc::{Guard, free_port, run, wait_for};
 use vantage_tests::targets::LoopbackTargets;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn coordinator(data: &Path, listen: &str) -> Guard {
     Guard::spawn(
