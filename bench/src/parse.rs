@@ -58,6 +58,20 @@ pub fn masscan_list(text: &str) -> Result<OpenSet, ParseError> {
     Ok(out)
 }
 
+/// rustscan `-g`: `ADDR -> [PORT,PORT,...]` lines.
+pub fn rustscan_greppable(text: &str) -> Result<OpenSet, ParseError> {
+    let mut out = OpenSet::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some((addr, ports)) = line.split_once(" -> ") else { return Err(bad("expected `ADDR -> [PORTS]`", line)) };
+        let addr = addr.trim().parse().map_err(|_| bad("bad address", line))?;
+        let ports = ports.trim().trim_start_matches('[').trim_end_matches(']');
+        for port in ports.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            out.insert(SocketAddrV4::new(addr, port.parse().map_err(|_| bad("bad port", line))?));
+        }
+    }
+    Ok(out)
+}
+
 /// One XML tag: its name (`/host` for a closing tag) and its attribute text.
 struct Tag<'a> {
     name: &'a str,
@@ -135,6 +149,14 @@ mod tests {
     fn vantage_rejects_other_json() {
         assert!(vantage_json("{}").is_err());
         assert!(vantage_json("scan failed").is_err());
+    }
+
+    #[test]
+    fn rustscan_lines_list_ports() {
+        let got = rustscan_greppable("198.18.1.0 -> [22,80]\n198.18.1.7 -> [443]\n").unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&"198.18.1.7:443".parse().unwrap()));
+        assert!(rustscan_greppable("Open 198.18.1.0:22").is_err());
     }
 
     #[test]

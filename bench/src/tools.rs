@@ -33,6 +33,9 @@ pub enum Tool {
     /// `masscan --rate R`.
     #[value(name = "masscan")]
     Masscan,
+    /// `rustscan -b 10000 -t 1000 -g --scripts none` (from crates.io: `cargo install rustscan`).
+    #[value(name = "rustscan")]
+    Rustscan,
 }
 
 /// Knobs of the tools that the benchmark exposes.
@@ -68,6 +71,7 @@ impl Tool {
             Tool::NmapSyn => "nmap-sS",
             Tool::NmapSynAdaptive => "nmap-sS-T4",
             Tool::Masscan => "masscan",
+            Tool::Rustscan => "rustscan",
         }
     }
 
@@ -108,6 +112,13 @@ impl Tool {
                 cmd.args([truth.targets().as_str(), "-oL", "-"]);
                 cmd
             }
+            Tool::Rustscan => {
+                let mut cmd = setup.lab.scanner_command("rustscan");
+                cmd.arg("-a").arg(setup.targets_file);
+                cmd.args(["-r", &ports, "-b", "10000", "-t", "1000", "--ulimit", "20000"]);
+                cmd.args(["-g", "--scripts", "none", "--no-config"]);
+                cmd
+            }
         }
     }
 
@@ -117,6 +128,7 @@ impl Tool {
             Tool::VantageConnect | Tool::VantageSyn => parse::vantage_json(stdout),
             Tool::NmapConnect | Tool::NmapSyn | Tool::NmapSynAdaptive => parse::nmap_xml(stdout),
             Tool::Masscan => parse::masscan_list(stdout),
+            Tool::Rustscan => parse::rustscan_greppable(stdout),
         }
     }
 }
