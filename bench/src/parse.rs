@@ -1,12 +1,14 @@
 //! Open ports out of each tool's output: Vantage's JSON document, nmap's
 //! XML (`-oX -`) and masscan's list format (`-oL -`).
 //!
-//! nmap's XML is read with a small tag scanner rather than an XML crate:
-//! only `host`, `address`, `port` and `state` tags matter, and nmap writes
-//! them one element per tag with double-quoted attributes.
+//! nmap's XML is read as a stream of events (quick-xml): only `host`,
+//! `address`, `port` and `state` elements matter.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 
 /// Output that does not look like what the tool should have written.
 #[derive(Debug, thiserror::Error)]
@@ -72,61 +74,51 @@ pub fn rustscan_greppable(text: &str) -> Result<OpenSet, ParseError> {
     Ok(out)
 }
 
-/// One XML tag: its name (`/host` for a closing tag) and its attribute text.
-struct Tag<'a> {
-    name: &'a str,
-    attrs: &'a str,
-}
-
-impl<'a> Tag<'a> {
-    fn attr(&self, key: &str) -> Option<&'a str> {
-        let needle = format!("{key}=\"");
-        let at = self.attrs.match_indices(&needle).find(|(i, _)| *i == 0 || self.attrs.as_bytes()[i - 1] == b' ')?.0;
-        let rest = &self.attrs[at + needle.len()..];
-        rest.split_once('"').map(|(v, _)| v)
-    }
-}
-
-fn tags(text: &str) -> impl Iterator<Item = Tag<'_>> {
-    text.split('<').skip(1).filter_map(|chunk| {
-        let body = chunk.split_once('>')?.0;
-        let body = body.strip_suffix('/').unwrap_or(body);
-        let (name, attrs) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
-        Some(Tag { name, attrs: attrs.trim() })
-    })
-}
-
 /// nmap `-oX`: inside each `<host>`, the ipv4 `<address>`, then
 /// `<port protocol="tcp" portid="N"><state state="open" .../>`.
 pub fn nmap_xml(text: &str) -> Result<OpenSet, ParseError> {
-    if !text.contains("<nmaprun") {
-        return Err(bad("no <nmaprun> element", text));
-    }
-    let (mut out, mut in_host) = (OpenSet::new(), false);
+    let mut reader = Reader::from_str(text);
+    let (mut out, mut seen_run, mut in_host) = (OpenSet::new(), false, false);
     let (mut addr, mut port): (Option<Ipv4Addr>, Option<u16>) = (None, None);
-    for tag in tags(text) {
-        match tag.name {
+    loop {
+        let event = reader.read_event().map_err(|e| bad("malformed XML", &e.to_string()))?;
+        let tag = match &event {
+            Event::Start(t) | Event::Empty(t) => t,
+            Event::End(t) if t.name().into_inner() == "host" => {
+                in_host = false;
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        match tag.name().into_inner() {
+            "nmaprun" => seen_run = true,
             "host" => (in_host, addr, port) = (true, None, None),
-            "/host" => in_host = false,
-            "address" if in_host && tag.attr("addrtype") == Some("ipv4") => {
-                addr = tag.attr("addr").and_then(|a| a.parse().ok());
+            "address" if in_host && attr(tag, "addrtype").as_deref() == Some("ipv4") => {
+                addr = attr(tag, "addr").and_then(|a| a.parse().ok());
             }
             "port" if in_host => {
-                port = if tag.attr("protocol") == Some("tcp") {
-                    tag.attr("portid").and_then(|p| p.parse().ok())
-                } else {
-                    None
-                };
+                let tcp = attr(tag, "protocol").as_deref() == Some("tcp");
+                port = if tcp { attr(tag, "portid").and_then(|p| p.parse().ok()) } else { None };
             }
             "state" if in_host => {
-                if let (Some(a), Some(p), Some("open")) = (addr, port.take(), tag.attr("state")) {
+                if let (Some(a), Some(p), Some("open")) = (addr, port.take(), attr(tag, "state").as_deref()) {
                     out.insert(SocketAddrV4::new(a, p));
                 }
             }
             _ => {}
         }
     }
+    if !seen_run {
+        return Err(bad("no <nmaprun> element", text));
+    }
     Ok(out)
+}
+
+fn attr(tag: &BytesStart<'_>, key: &str) -> Option<String> {
+    let a = tag.try_get_attribute(key).ok()??;
+    // nmap writes XML 1.0.
+    a.normalized_value(XmlVersion::Explicit1_0).ok().map(|v| v.into_owned())
 }
 
 #[cfg(test)]
