@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use vantage_shared::PortState;
 
-use super::banner::read_banner;
+use super::banner::read_banner_then_reset;
 use super::rate::{Deferred, Denied};
 use super::rtt::RttEstimator;
 use super::{EngineStats, ProbeResult, RunHandles};
@@ -189,9 +189,7 @@ async fn attempt(probe: Probe, timeout: Duration, banner_timeout: Duration, bann
         }
         Ok(Ok(mut stream)) => {
             let mut result = ProbeResult::new(probe.addr, probe.port, PortState::Open, started.elapsed());
-            result.banner = read_banner(&mut stream, banner_timeout, banner_bytes).await;
-            // Close with a RST: no TIME_WAIT left behind on either side.
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            result.banner = read_banner_then_reset(&mut stream, banner_timeout, banner_bytes).await;
             Attempt::Done(result)
         }
         Ok(Err(err)) => match classify(&err) {

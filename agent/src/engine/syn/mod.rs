@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use vantage_shared::PortState;
 
-use super::banner::read_banner;
+use super::banner::read_banner_then_reset;
 use super::order::ProbeSpace;
 use super::{EngineStats, ProbeResult, RunHandles};
 use state::ScanState;
@@ -185,8 +185,7 @@ impl Results<'_> {
 async fn with_banner(mut r: ProbeResult, cfg: &SynConfig) -> ProbeResult {
     let target = SocketAddr::new(r.addr, r.port);
     if let Ok(Ok(mut stream)) = tokio::time::timeout(cfg.timeout, tokio::net::TcpStream::connect(target)).await {
-        r.banner = read_banner(&mut stream, cfg.banner_timeout, cfg.banner_max_bytes).await;
-        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        r.banner = read_banner_then_reset(&mut stream, cfg.banner_timeout, cfg.banner_max_bytes).await;
     }
     r
 }
