@@ -10,6 +10,7 @@
 //! * [`scope`]: what may be scanned at all; checked by coordinator and agent alike.
 //! * [`ports`]: port specifications (`22,80`, `1-1024`, `top-100`, `all`).
 //! * [`observation`]: what an agent saw at one port.
+//! * [`service`]: what answers on an open port (service, product, version, category, TLS).
 //! * [`options`]: probe options, typed.
 //! * [`shard`]: cutting a scan into work units.
 //! * [`assignment`]: a leased shard, as the agent receives it.
@@ -22,6 +23,7 @@ pub mod observation;
 pub mod options;
 pub mod ports;
 pub mod scope;
+pub mod service;
 pub mod shard;
 pub mod target;
 
@@ -31,5 +33,6 @@ pub use observation::{Observation, PortState, Proto};
 pub use options::{ProbeOptions, ScanMode};
 pub use ports::PortSpec;
 pub use scope::{Scope, ScopeError};
+pub use service::{Access, Category, Method, ServiceFacts, TlsFacts};
 pub use shard::Shard;
 pub use target::{TargetSet, TargetSpec};

@@ -1,0 +1,1 @@
+//! nmap-service-probes (being written).
