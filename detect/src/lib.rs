@@ -8,4 +8,6 @@
 //!
 //! # Layout
 //! * [`nmap`]: nmap's `nmap-service-probes` format, parsed and matched with PCRE2.
+pub mod cpe;
 pub mod nmap;
+pub mod protocols;
