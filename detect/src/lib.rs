@@ -7,7 +7,18 @@
 //! likelihood, until a parser recognises the answer or the budget runs out.
 //!
 //! # Layout
+//! * [`conversation`]: the [`Detector`] and its bounded conversation with one port.
+//! * [`plan`]: which probes a port gets, in which order, and how long to listen.
+//! * [`protocols`]: the built-in probes and parsers, a module per protocol (UDP ones in `udp`).
+//! * [`tls`]: the TLS handshake through rustls and the certificate facts.
+//! * [`cpe`]: CPE 2.3 names.
 //! * [`nmap`]: nmap's `nmap-service-probes` format, parsed and matched with PCRE2.
+
+pub mod conversation;
 pub mod cpe;
 pub mod nmap;
+pub mod plan;
 pub mod protocols;
+pub mod tls;
+
+pub use conversation::{DetectConfig, Detection, Detector};
