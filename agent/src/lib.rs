@@ -11,10 +11,12 @@
 //! * [`session`]: the connection to the coordinator and its reconnect loop.
 //! * [`work`]: running one assignment: batches, acknowledgements, completion.
 //! * [`tally`]: spotting hosts that answer on every port.
-//! * [`engine`]: the scanner itself (probe order, connect scan, banners).
+//! * [`detection`]: the stage that identifies the service on every open port.
+//! * [`engine`]: the scanner itself (probe order, connect, SYN and UDP scans, banners).
 //! * [`process`]: logging and signal handling, shared with the `vantage` binary.
 
 pub mod config;
+pub mod detection;
 pub mod engine;
 pub mod policy;
 pub mod process;

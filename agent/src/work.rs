@@ -13,15 +13,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use vantage_detect::{DetectConfig, Detector};
 use vantage_proto::v1;
 use vantage_proto::v1::agent_message::Body;
 use vantage_shared::convert::{addr_to_bytes, duration_to_wire, time_to_wire};
 use vantage_shared::{Assignment, PortState, ScanMode, TargetSet};
 
+use crate::detection::DetectStage;
 use crate::engine::connect::{self, ConnectConfig};
 use crate::engine::order::ProbeSpace;
 use crate::engine::rate::RateLimits;
 use crate::engine::syn::{self, SynConfig};
+use crate::engine::udp::{self, UdpConfig};
 use crate::engine::{EngineStats, ProbeResult, RunHandles};
 use crate::policy::LocalPolicy;
 use crate::tally::{Tally, Verdict};
@@ -33,6 +36,8 @@ const BATCH_SIZE: usize = 256;
 /// A partial batch waits at most this long.
 const BATCH_DELAY: Duration = Duration::from_millis(200);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How long the first detection probe on a port waits for its answer.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 /// How a shard run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,7 @@ pub struct ShardRun {
 enum Engine {
     Connect,
     Syn,
+    Udp,
 }
 
 impl Engine {
@@ -72,6 +78,7 @@ impl Engine {
         match self {
             Engine::Connect => "connect",
             Engine::Syn => "syn",
+            Engine::Udp => "udp",
         }
     }
 }
@@ -82,6 +89,7 @@ fn choose_engine(mode: ScanMode, raw_sockets: bool, targets: &TargetSet) -> Engi
     let ipv4_only = targets.ranges().iter().all(|r| r.family() == vantage_shared::addr::Family::V4);
     match mode {
         ScanMode::Connect => Engine::Connect,
+        ScanMode::Udp => Engine::Udp,
         ScanMode::Auto if raw_sockets && ipv4_only => Engine::Syn,
         ScanMode::Auto => Engine::Connect,
         ScanMode::Syn if raw_sockets && ipv4_only => Engine::Syn,
@@ -114,7 +122,10 @@ impl ShardRun {
             move |addr| scope.permits(addr) && policy.permits(addr)
         }));
         let mut tally = Tally::new(space.ports().len());
-        let end = self.pump(rx, &handles, &mut tally).await;
+        let o = &a.options;
+        let greeting_read = o.banner_max_bytes > 0 && !o.banner_timeout.is_zero();
+        let mut stage = DetectStage::new(self.detector(engine), greeting_read);
+        let end = self.pump(rx, &handles, &mut tally, &mut stage).await;
         handles.cancel.cancel();
         let stats = task.await.unwrap_or_default();
         match end {
@@ -138,7 +149,24 @@ impl ShardRun {
             retries: o.retries,
             banner_timeout: o.banner_timeout,
             banner_max_bytes: o.banner_max_bytes as usize,
+            listen_by_port: o.detect,
         }
+    }
+
+    /// The detector for this shard's open TCP ports, if the scan asks for detection.
+    fn detector(&self, engine: Engine) -> Option<Arc<Detector>> {
+        let o = &self.assignment.options;
+        if !o.detect || engine == Engine::Udp {
+            return None;
+        }
+        let cfg = DetectConfig {
+            total: o.detect_timeout,
+            listen: o.banner_timeout,
+            probe_wait: PROBE_WAIT.min(o.detect_timeout),
+            keep_bytes: o.banner_max_bytes as usize,
+            ..DetectConfig::default()
+        };
+        Some(Arc::new(Detector::new(cfg)))
     }
 
     /// Moves results into batches until the engine is done and every batch is
@@ -149,6 +177,7 @@ impl ShardRun {
         mut rx: mpsc::Receiver<ProbeResult>,
         handles: &RunHandles,
         tally: &mut Tally,
+        stage: &mut DetectStage,
     ) -> Result<(u64, u64), ShardEnd> {
         let mut pending: Vec<v1::Observation> = Vec::new();
         let (mut seq, mut acked, mut answers_all) = (0u64, 0u64, 0u64);
@@ -157,23 +186,27 @@ impl ShardRun {
         let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
         loop {
             let full = pending.len() >= BATCH_SIZE;
-            let due = !pending.is_empty() && (full || engine_done || tokio::time::Instant::now() >= flush_at);
+            let finished = engine_done && stage.is_idle();
+            let due = !pending.is_empty() && (full || finished || tokio::time::Instant::now() >= flush_at);
             if due && seq - acked < MAX_UNACKED {
                 seq += 1;
                 let batch: Vec<_> = pending.drain(..pending.len().min(BATCH_SIZE)).collect();
                 self.send_batch(seq, batch).await?;
                 continue;
             }
-            if engine_done && pending.is_empty() && acked == seq {
+            if finished && pending.is_empty() && acked == seq {
                 return Ok((seq, answers_all));
             }
+            let was_empty = pending.is_empty();
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(ShardEnd::Cancelled),
-                r = rx.recv(), if !engine_done && !full => {
-                    let was_empty = pending.is_empty();
+                Some(r) = stage.next(), if !stage.is_idle() => pending.push(observation(&r)),
+                r = rx.recv(), if !engine_done && !full && !stage.saturated() => {
                     match r {
                         Some(r) => match tally.add(r, &handles.quiet) {
-                            Some(Verdict::Ports(ports)) => pending.extend(ports.iter().map(observation)),
+                            Some(Verdict::Ports(ports)) => {
+                                pending.extend(ports.into_iter().filter_map(|r| stage.offer(r)).map(|r| observation(&r)))
+                            }
                             Some(Verdict::AnswersAll { addr, open, probed }) => {
                                 tracing::info!(target.addr = %addr, open, probed, "host answers on (nearly) every port; reported once");
                                 answers_all += 1;
@@ -183,11 +216,8 @@ impl ShardRun {
                         },
                         None => {
                             engine_done = true;
-                            pending.extend(tally.drain().iter().map(observation));
+                            pending.extend(tally.drain().into_iter().filter_map(|r| stage.offer(r)).map(|r| observation(&r)));
                         }
-                    }
-                    if was_empty && !pending.is_empty() {
-                        flush_at = tokio::time::Instant::now() + BATCH_DELAY;
                     }
                 },
                 ack = self.acks.recv() => match ack {
@@ -197,6 +227,9 @@ impl ShardRun {
                 },
                 _ = tokio::time::sleep_until(flush_at), if !pending.is_empty() && !due => {}
                 _ = progress_tick.tick() => self.send_progress(handles.progress.load(Ordering::Relaxed)).await?,
+            }
+            if was_empty && !pending.is_empty() {
+                flush_at = tokio::time::Instant::now() + BATCH_DELAY;
             }
         }
     }
@@ -265,12 +298,22 @@ async fn run_engine(
     handles: RunHandles,
     permits: impl Fn(std::net::IpAddr) -> bool + Send + Sync + Clone + 'static,
 ) -> EngineStats {
+    if engine == Engine::Udp {
+        let udp_cfg = UdpConfig {
+            timeout: cfg.timeout,
+            retries: cfg.retries,
+            max_in_flight: cfg.max_in_flight,
+            keep_bytes: cfg.banner_max_bytes,
+        };
+        return udp::scan(&udp_cfg, space.shuffled(), permits, tx, &handles).await;
+    }
     if engine == Engine::Syn {
         let syn_cfg = SynConfig {
             timeout: cfg.timeout,
             retries: cfg.retries,
             banner_timeout: cfg.banner_timeout,
             banner_max_bytes: cfg.banner_max_bytes,
+            listen_by_port: cfg.listen_by_port,
         };
         match syn::scan(&syn_cfg, space.clone(), permits.clone(), tx.clone(), &handles).await {
             Ok(stats) => return stats,
@@ -283,7 +326,7 @@ async fn run_engine(
 fn observation(r: &ProbeResult) -> v1::Observation {
     v1::Observation {
         addr: addr_to_bytes(r.addr),
-        proto: v1::Proto::Tcp as i32,
+        proto: v1::Proto::from(r.proto) as i32,
         port: u32::from(r.port),
         state: v1::PortState::from(r.state) as i32,
         rtt: Some(duration_to_wire(r.rtt)),
@@ -291,5 +334,6 @@ fn observation(r: &ProbeResult) -> v1::Observation {
         banner: r.banner.clone(),
         region: String::new(),
         agent: String::new(),
+        service: r.service.as_ref().map(Into::into),
     }
 }

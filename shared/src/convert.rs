@@ -11,6 +11,7 @@ use crate::addr::AddrRange;
 use crate::observation::{Observation, PortState, Proto};
 use crate::ports::{PortRange, PortSpec};
 use crate::scope::Scope;
+use crate::service::{Access, Category, Method, ServiceFacts, TlsFacts};
 use crate::target::TargetSet;
 
 /// A wire message that does not describe a valid domain value.
@@ -147,6 +148,7 @@ impl From<&Observation> for v1::Observation {
             banner: o.banner.clone(),
             region: o.region.clone(),
             agent: o.agent.clone(),
+            service: o.service.as_ref().map(Into::into),
         }
     }
 }
@@ -181,7 +183,103 @@ impl TryFrom<&v1::Observation> for Observation {
             banner: o.banner.clone(),
             region: o.region.clone(),
             agent: o.agent.clone(),
+            service: o.service.as_ref().map(Into::into),
         })
+    }
+}
+
+impl From<&ServiceFacts> for v1::ServiceFacts {
+    fn from(f: &ServiceFacts) -> Self {
+        v1::ServiceFacts {
+            service: f.service.clone(),
+            product: f.product.clone().unwrap_or_default(),
+            version: f.version.clone().unwrap_or_default(),
+            info: f.info.clone().unwrap_or_default(),
+            cpe: f.cpe.clone(),
+            category: match f.category {
+                Category::Database => v1::Category::Database,
+                Category::RemoteAccess => v1::Category::RemoteAccess,
+                Category::Management => v1::Category::Management,
+                Category::Web => v1::Category::Web,
+                Category::Mail => v1::Category::Mail,
+                Category::FileTransfer => v1::Category::FileTransfer,
+                Category::Messaging => v1::Category::Messaging,
+                Category::Directory => v1::Category::Directory,
+                Category::Other => v1::Category::Other,
+            } as i32,
+            access: match f.access {
+                Access::Unknown => v1::Access::Unknown,
+                Access::Open => v1::Access::Open,
+                Access::AuthRequired => v1::Access::AuthRequired,
+            } as i32,
+            tls: f.tls.as_ref().map(|t| v1::TlsFacts {
+                version: t.version.clone(),
+                cipher: t.cipher.clone(),
+                alpn: t.alpn.clone().unwrap_or_default(),
+                subject: t.subject.clone(),
+                issuer: t.issuer.clone(),
+                sans: t.sans.clone(),
+                not_before: t.not_before,
+                not_after: t.not_after,
+                self_signed: t.self_signed,
+                sha256: t.sha256.clone(),
+                error: t.error.clone().unwrap_or_default(),
+            }),
+            method: match f.method {
+                Method::Probed => v1::DetectMethod::Probed,
+                Method::Nmap => v1::DetectMethod::Nmap,
+                Method::PortGuess => v1::DetectMethod::PortGuess,
+            } as i32,
+        }
+    }
+}
+
+/// Service facts off the wire: text is kept as sent (it is escaped when
+/// shown), unknown enum values fall back to "other" and "unknown".
+impl From<&v1::ServiceFacts> for ServiceFacts {
+    fn from(w: &v1::ServiceFacts) -> Self {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        ServiceFacts {
+            service: w.service.clone(),
+            product: some(&w.product),
+            version: some(&w.version),
+            info: some(&w.info),
+            cpe: w.cpe.clone(),
+            category: match v1::Category::try_from(w.category) {
+                Ok(v1::Category::Database) => Category::Database,
+                Ok(v1::Category::RemoteAccess) => Category::RemoteAccess,
+                Ok(v1::Category::Management) => Category::Management,
+                Ok(v1::Category::Web) => Category::Web,
+                Ok(v1::Category::Mail) => Category::Mail,
+                Ok(v1::Category::FileTransfer) => Category::FileTransfer,
+                Ok(v1::Category::Messaging) => Category::Messaging,
+                Ok(v1::Category::Directory) => Category::Directory,
+                _ => Category::Other,
+            },
+            access: match v1::Access::try_from(w.access) {
+                Ok(v1::Access::Open) => Access::Open,
+                Ok(v1::Access::AuthRequired) => Access::AuthRequired,
+                _ => Access::Unknown,
+            },
+            tls: w.tls.as_ref().map(|t| TlsFacts {
+                version: t.version.clone(),
+                cipher: t.cipher.clone(),
+                alpn: some(&t.alpn),
+                subject: t.subject.clone(),
+                issuer: t.issuer.clone(),
+                sans: t.sans.clone(),
+                not_before: t.not_before,
+                not_after: t.not_after,
+                self_signed: t.self_signed,
+                sha256: t.sha256.clone(),
+                error: some(&t.error),
+            }),
+            method: match v1::DetectMethod::try_from(w.method) {
+                Ok(v1::DetectMethod::Nmap) => Method::Nmap,
+                Ok(v1::DetectMethod::PortGuess) => Method::PortGuess,
+                _ => Method::Probed,
+            },
+        }
     }
 }
 
@@ -201,6 +299,13 @@ mod tests {
             banner: b"SSH-2.0-OpenSSH_9.2p1\r\n".to_vec(),
             region: "r1".into(),
             agent: "a1".into(),
+            service: Some(ServiceFacts {
+                cpe: vec!["cpe:2.3:a:openbsd:openssh:9.2p1:*:*:*:*:*:*:*".into()],
+                access: Access::AuthRequired,
+                tls: Some(TlsFacts { version: "TLSv1.3".into(), sans: vec!["a.invalid".into()], ..Default::default() }),
+                method: Method::Nmap,
+                ..ServiceFacts::named("ssh").product("OpenSSH").version("9.2p1").info("protocol 2.0")
+            }),
         };
         assert_eq!(Observation::try_from(&v1::Observation::from(&o)).unwrap(), o);
     }

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::service::ServiceFacts;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
@@ -67,6 +69,9 @@ pub struct Observation {
     pub region: String,
     #[serde(default)]
     pub agent: String,
+    /// What answers on the port, when detection ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceFacts>,
 }
 
 impl Observation {

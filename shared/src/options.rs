@@ -17,6 +17,10 @@ pub enum ScanMode {
     Syn,
     /// SYN when the agent may open raw sockets, connect otherwise.
     Auto,
+    /// UDP probes in each port's own protocol (DNS, NTP, SNMP, memcached);
+    /// an answer means open, an ICMP port-unreachable closed, silence
+    /// open|filtered (reported as filtered).
+    Udp,
 }
 
 impl std::fmt::Display for ScanMode {
@@ -25,6 +29,7 @@ impl std::fmt::Display for ScanMode {
             ScanMode::Connect => "connect",
             ScanMode::Syn => "syn",
             ScanMode::Auto => "auto",
+            ScanMode::Udp => "udp",
         })
     }
 }
@@ -45,6 +50,27 @@ pub struct ProbeOptions {
     /// Probes per second to one host; 0 means no cap.
     #[serde(default)]
     pub host_rate: u32,
+    /// Service and version detection on every open port.
+    #[serde(default = "yes")]
+    pub detect: bool,
+    /// Cap on one port's whole detection conversation.
+    #[serde(with = "humantime_serde", default = "default_detect_timeout")]
+    pub detect_timeout: Duration,
+    /// Which probes of an nmap-service-probes file to try (rarity at most this, 0-9).
+    #[serde(default = "default_intensity")]
+    pub version_intensity: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_detect_timeout() -> Duration {
+    Duration::from_secs(6)
+}
+
+fn default_intensity() -> u32 {
+    7
 }
 
 impl Default for ProbeOptions {
@@ -58,6 +84,9 @@ impl Default for ProbeOptions {
             retries: 1,
             rate: 0,
             host_rate: 0,
+            detect: true,
+            detect_timeout: default_detect_timeout(),
+            version_intensity: default_intensity(),
         }
     }
 }
@@ -69,6 +98,7 @@ impl From<&ProbeOptions> for v1::ProbeOptions {
                 ScanMode::Connect => v1::ScanMode::Connect,
                 ScanMode::Syn => v1::ScanMode::Syn,
                 ScanMode::Auto => v1::ScanMode::Auto,
+                ScanMode::Udp => v1::ScanMode::Udp,
             } as i32,
             connect_timeout: Some(duration_to_wire(o.connect_timeout)),
             max_in_flight: o.max_in_flight,
@@ -77,6 +107,9 @@ impl From<&ProbeOptions> for v1::ProbeOptions {
             retries: o.retries,
             rate: o.rate,
             host_rate: o.host_rate,
+            detect: o.detect,
+            detect_timeout: Some(duration_to_wire(o.detect_timeout)),
+            version_intensity: o.version_intensity,
         }
     }
 }
@@ -90,6 +123,7 @@ impl From<&v1::ProbeOptions> for ProbeOptions {
             mode: match v1::ScanMode::try_from(w.mode) {
                 Ok(v1::ScanMode::Syn) => ScanMode::Syn,
                 Ok(v1::ScanMode::Auto) => ScanMode::Auto,
+                Ok(v1::ScanMode::Udp) => ScanMode::Udp,
                 _ => ScanMode::Connect,
             },
             connect_timeout: duration_from_wire(w.connect_timeout.as_ref())
@@ -101,6 +135,11 @@ impl From<&v1::ProbeOptions> for ProbeOptions {
             retries: w.retries,
             rate: w.rate,
             host_rate: w.host_rate,
+            detect: w.detect,
+            detect_timeout: duration_from_wire(w.detect_timeout.as_ref())
+                .filter(|d| !d.is_zero())
+                .unwrap_or(d.detect_timeout),
+            version_intensity: w.version_intensity.min(9),
         }
     }
 }

@@ -7,6 +7,13 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+/// How long to wait for a greeting on `port`: `full`, or less where the
+/// port's usual service waits for the client and detection will ask it
+/// right after (`by_port`).
+pub fn greeting_wait(port: u16, full: Duration, by_port: bool) -> Duration {
+    if by_port { vantage_detect::plan::listen_time(port, full) } else { full }
+}
+
 /// Reads until `max_bytes`, EOF, or `timeout` after the first byte is awaited.
 pub async fn read_banner(stream: &mut TcpStream, timeout: Duration, max_bytes: usize) -> Vec<u8> {
     if max_bytes == 0 || timeout.is_zero() {

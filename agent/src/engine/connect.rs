@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use vantage_shared::PortState;
 
-use super::banner::read_banner_then_reset;
+use super::banner::{greeting_wait, read_banner_then_reset};
 use super::rate::{Deferred, Denied};
 use super::rtt::RttEstimator;
 use super::{EngineStats, ProbeResult, RunHandles};
@@ -39,6 +39,16 @@ pub struct ConnectConfig {
     pub retries: u32,
     pub banner_timeout: Duration,
     pub banner_max_bytes: usize,
+    /// Shorten the banner wait on ports whose usual service speaks only when
+    /// spoken to (detection asks them right after).
+    pub listen_by_port: bool,
+}
+
+impl ConnectConfig {
+    /// How long to wait for a greeting on `port`.
+    pub fn listen(&self, port: u16) -> Duration {
+        greeting_wait(port, self.banner_timeout, self.listen_by_port)
+    }
 }
 
 /// What one attempt saw.
@@ -107,7 +117,7 @@ pub async fn scan(
                 }
             }
             let banner_bytes = if run.quiet.contains(p.addr) { 0 } else { cfg.banner_max_bytes };
-            in_flight.push(attempt(p, rtt.timeout(p.attempt), cfg.banner_timeout, banner_bytes));
+            in_flight.push(attempt(p, rtt.timeout(p.attempt), cfg.listen(p.port), banner_bytes));
         }
         if in_flight.is_empty() && held.is_none() && deferred.is_empty() {
             break;

@@ -8,6 +8,7 @@
 //! * [`order`]: which probe goes next (a random permutation).
 //! * [`connect`]: the unprivileged TCP connect scan.
 //! * [`syn`]: the raw-socket SYN scan.
+//! * [`udp`]: the UDP scan, a probe in each port's own protocol.
 //! * [`banner`]: the first read on an open port.
 //! * [`rate`]: global and per-host probe rate caps.
 //! * [`rtt`]: timeouts that follow measured round-trip times.
@@ -20,6 +21,7 @@ pub mod order;
 pub mod rate;
 pub mod rtt;
 pub mod syn;
+pub mod udp;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -28,7 +30,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vantage_shared::PortState;
+use vantage_shared::{PortState, Proto, ServiceFacts};
 
 use rate::RateLimits;
 
@@ -36,17 +38,21 @@ use rate::RateLimits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
     pub addr: IpAddr,
+    pub proto: Proto,
     pub port: u16,
     pub state: PortState,
     /// Time from the first packet to the answer that decided the state.
     pub rtt: Duration,
     /// What an open port said first, bounded in size.
     pub banner: Vec<u8>,
+    /// What answers on the port, once detection (or a UDP answer) told.
+    pub service: Option<ServiceFacts>,
 }
 
 impl ProbeResult {
+    /// A TCP result.
     pub fn new(addr: IpAddr, port: u16, state: PortState, rtt: Duration) -> Self {
-        ProbeResult { addr, port, state, rtt, banner: Vec::new() }
+        ProbeResult { addr, proto: Proto::Tcp, port, state, rtt, banner: Vec::new(), service: None }
     }
 }
 

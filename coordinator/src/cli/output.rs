@@ -7,7 +7,8 @@ use serde::Serialize;
 use vantage_proto::prost_types;
 use vantage_proto::v1;
 use vantage_shared::convert::time_from_wire;
-use vantage_shared::{Observation, PortState};
+use vantage_shared::observation::printable;
+use vantage_shared::{Access, Method, Observation, PortState, ServiceFacts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -115,6 +116,8 @@ pub struct ObservationJson {
     pub seen_at: String,
     /// The banner with control bytes escaped.
     pub banner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceFacts>,
 }
 
 impl From<&Observation> for ObservationJson {
@@ -129,6 +132,7 @@ impl From<&Observation> for ObservationJson {
             agent: o.agent.clone(),
             seen_at: rfc3339(o.seen_at),
             banner: o.banner_text(),
+            service: o.service.clone(),
         }
     }
 }
@@ -147,17 +151,33 @@ pub fn print_results(format: Format, status: &v1::ScanStatus, observations: &[Ob
             serde_json::to_writer_pretty(&mut out, &Doc { scan: status.into(), observations: &obs })?;
             writeln!(out)?;
         }
+        Format::Table if observations.iter().any(|o| o.service.is_some()) => {
+            let rows: Vec<Vec<String>> = observations
+                .iter()
+                .map(|o| {
+                    let f = o.service.as_ref();
+                    vec![
+                        o.addr.to_string(),
+                        port_column(o),
+                        o.state.to_string(),
+                        f.map(|f| printable(f.display_service().as_bytes())).unwrap_or_default(),
+                        truncate(&f.map(ServiceFacts::summary).unwrap_or_default(), 60),
+                        f.map(|f| f.category.to_string()).unwrap_or_default(),
+                        f.map(notes).unwrap_or_default(),
+                        o.region.clone(),
+                    ]
+                })
+                .collect();
+            let header = ["ADDRESS", "PORT", "STATE", "SERVICE", "VERSION", "CATEGORY", "NOTES", "REGION"];
+            table(&mut out, &header, &rows)?;
+        }
         Format::Table => {
             let rows: Vec<Vec<String>> = observations
                 .iter()
                 .map(|o| {
                     vec![
                         o.addr.to_string(),
-                        if o.state == PortState::AnswersAll {
-                            format!("*/{}", o.proto)
-                        } else {
-                            format!("{}/{}", o.port, o.proto)
-                        },
+                        port_column(o),
                         o.state.to_string(),
                         o.region.clone(),
                         format_rtt(o.rtt),
@@ -173,6 +193,35 @@ pub fn print_results(format: Format, status: &v1::ScanStatus, observations: &[Ob
         }
     }
     Ok(())
+}
+
+fn port_column(o: &Observation) -> String {
+    if o.state == PortState::AnswersAll { format!("*/{}", o.proto) } else { format!("{}/{}", o.port, o.proto) }
+}
+
+/// What a reviewer should notice at once: anonymous access, TLS trouble,
+/// and that a service name is only the port's usual one.
+fn notes(f: &ServiceFacts) -> String {
+    let mut notes = Vec::new();
+    if f.access == Access::Open {
+        notes.push("no auth".to_string());
+    }
+    if let Some(tls) = &f.tls {
+        if tls.self_signed {
+            notes.push("self-signed".to_string());
+        }
+        if tls.error.is_some() {
+            notes.push("bad certificate".to_string());
+        }
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        if tls.error.is_none() && tls.not_after < now {
+            notes.push("expired".to_string());
+        }
+    }
+    if f.method == Method::PortGuess {
+        notes.push("unconfirmed".to_string());
+    }
+    notes.join(", ")
 }
 
 fn format_rtt(d: Duration) -> String {

@@ -15,6 +15,7 @@ fn obs(addr: &str, port: u16, region: &str) -> Observation {
         banner: b"SSH-2.0-x".to_vec(),
         region: region.into(),
         agent: "a".into(),
+        service: Some(vantage_shared::ServiceFacts::named("ssh")),
     }
 }
 

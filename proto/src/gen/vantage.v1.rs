@@ -49,6 +49,15 @@ pub struct ProbeOptions {
     /// Probes per second to any one host at most; 0 = no cap.
     #[prost(uint32, tag = "8")]
     pub host_rate: u32,
+    /// Service and version detection on open ports.
+    #[prost(bool, tag = "9")]
+    pub detect: bool,
+    /// Cap on one port's whole detection conversation.
+    #[prost(message, optional, tag = "10")]
+    pub detect_timeout: ::core::option::Option<::prost_types::Duration>,
+    /// nmap-style intensity (0-9) for the probes of an nmap-service-probes file.
+    #[prost(uint32, tag = "11")]
+    pub version_intensity: u32,
 }
 /// What one agent saw at one (address, protocol, port).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -74,6 +83,57 @@ pub struct Observation {
     pub region: ::prost::alloc::string::String,
     #[prost(string, tag = "9")]
     pub agent: ::prost::alloc::string::String,
+    /// What answers on the port, when detection ran.
+    #[prost(message, optional, tag = "10")]
+    pub service: ::core::option::Option<ServiceFacts>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TlsFacts {
+    #[prost(string, tag = "1")]
+    pub version: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub cipher: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub alpn: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub subject: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub issuer: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "6")]
+    pub sans: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Seconds since the Unix epoch.
+    #[prost(int64, tag = "7")]
+    pub not_before: i64,
+    #[prost(int64, tag = "8")]
+    pub not_after: i64,
+    #[prost(bool, tag = "9")]
+    pub self_signed: bool,
+    #[prost(string, tag = "10")]
+    pub sha256: ::prost::alloc::string::String,
+    #[prost(string, tag = "11")]
+    pub error: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ServiceFacts {
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub product: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub version: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub info: ::prost::alloc::string::String,
+    /// CPE 2.3 formatted strings, the application first.
+    #[prost(string, repeated, tag = "5")]
+    pub cpe: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(enumeration = "Category", tag = "6")]
+    pub category: i32,
+    #[prost(enumeration = "Access", tag = "7")]
+    pub access: i32,
+    #[prost(message, optional, tag = "8")]
+    pub tls: ::core::option::Option<TlsFacts>,
+    #[prost(enumeration = "DetectMethod", tag = "9")]
+    pub method: i32,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AgentMessage {
@@ -448,6 +508,8 @@ pub enum ScanMode {
     Syn = 2,
     /// SYN when the agent may open raw sockets, connect otherwise.
     Auto = 3,
+    /// UDP probes in each port's own protocol (DNS, NTP, SNMP, memcached).
+    Udp = 4,
 }
 impl ScanMode {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -460,6 +522,7 @@ impl ScanMode {
             Self::Connect => "SCAN_MODE_CONNECT",
             Self::Syn => "SCAN_MODE_SYN",
             Self::Auto => "SCAN_MODE_AUTO",
+            Self::Udp => "SCAN_MODE_UDP",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -469,6 +532,119 @@ impl ScanMode {
             "SCAN_MODE_CONNECT" => Some(Self::Connect),
             "SCAN_MODE_SYN" => Some(Self::Syn),
             "SCAN_MODE_AUTO" => Some(Self::Auto),
+            "SCAN_MODE_UDP" => Some(Self::Udp),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum Category {
+    Unspecified = 0,
+    Database = 1,
+    RemoteAccess = 2,
+    Management = 3,
+    Web = 4,
+    Mail = 5,
+    FileTransfer = 6,
+    Messaging = 7,
+    Directory = 8,
+    Other = 9,
+}
+impl Category {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "CATEGORY_UNSPECIFIED",
+            Self::Database => "CATEGORY_DATABASE",
+            Self::RemoteAccess => "CATEGORY_REMOTE_ACCESS",
+            Self::Management => "CATEGORY_MANAGEMENT",
+            Self::Web => "CATEGORY_WEB",
+            Self::Mail => "CATEGORY_MAIL",
+            Self::FileTransfer => "CATEGORY_FILE_TRANSFER",
+            Self::Messaging => "CATEGORY_MESSAGING",
+            Self::Directory => "CATEGORY_DIRECTORY",
+            Self::Other => "CATEGORY_OTHER",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "CATEGORY_UNSPECIFIED" => Some(Self::Unspecified),
+            "CATEGORY_DATABASE" => Some(Self::Database),
+            "CATEGORY_REMOTE_ACCESS" => Some(Self::RemoteAccess),
+            "CATEGORY_MANAGEMENT" => Some(Self::Management),
+            "CATEGORY_WEB" => Some(Self::Web),
+            "CATEGORY_MAIL" => Some(Self::Mail),
+            "CATEGORY_FILE_TRANSFER" => Some(Self::FileTransfer),
+            "CATEGORY_MESSAGING" => Some(Self::Messaging),
+            "CATEGORY_DIRECTORY" => Some(Self::Directory),
+            "CATEGORY_OTHER" => Some(Self::Other),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum Access {
+    Unknown = 0,
+    /// Served data without credentials.
+    Open = 1,
+    AuthRequired = 2,
+}
+impl Access {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unknown => "ACCESS_UNKNOWN",
+            Self::Open => "ACCESS_OPEN",
+            Self::AuthRequired => "ACCESS_AUTH_REQUIRED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ACCESS_UNKNOWN" => Some(Self::Unknown),
+            "ACCESS_OPEN" => Some(Self::Open),
+            "ACCESS_AUTH_REQUIRED" => Some(Self::AuthRequired),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum DetectMethod {
+    Unspecified = 0,
+    Probed = 1,
+    Nmap = 2,
+    PortGuess = 3,
+}
+impl DetectMethod {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "DETECT_METHOD_UNSPECIFIED",
+            Self::Probed => "DETECT_METHOD_PROBED",
+            Self::Nmap => "DETECT_METHOD_NMAP",
+            Self::PortGuess => "DETECT_METHOD_PORT_GUESS",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "DETECT_METHOD_UNSPECIFIED" => Some(Self::Unspecified),
+            "DETECT_METHOD_PROBED" => Some(Self::Probed),
+            "DETECT_METHOD_NMAP" => Some(Self::Nmap),
+            "DETECT_METHOD_PORT_GUESS" => Some(Self::PortGuess),
             _ => None,
         }
     }

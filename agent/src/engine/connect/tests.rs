@@ -12,6 +12,7 @@ fn cfg() -> ConnectConfig {
         retries: 1,
         banner_timeout: Duration::from_millis(200),
         banner_max_bytes: 64,
+        listen_by_port: false,
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use vantage_shared::PortState;
 
-use super::banner::read_banner_then_reset;
+use super::banner::{greeting_wait, read_banner_then_reset};
 use super::order::ProbeSpace;
 use super::{EngineStats, ProbeResult, RunHandles};
 use state::ScanState;
@@ -46,6 +46,8 @@ pub struct SynConfig {
     pub retries: u32,
     pub banner_timeout: Duration,
     pub banner_max_bytes: usize,
+    /// See [`super::connect::ConnectConfig::listen_by_port`].
+    pub listen_by_port: bool,
 }
 
 /// How often answers are collected from the receiver.
@@ -185,7 +187,8 @@ impl Results<'_> {
 async fn with_banner(mut r: ProbeResult, cfg: &SynConfig) -> ProbeResult {
     let target = SocketAddr::new(r.addr, r.port);
     if let Ok(Ok(mut stream)) = tokio::time::timeout(cfg.timeout, tokio::net::TcpStream::connect(target)).await {
-        r.banner = read_banner_then_reset(&mut stream, cfg.banner_timeout, cfg.banner_max_bytes).await;
+        let wait = greeting_wait(r.port, cfg.banner_timeout, cfg.listen_by_port);
+        r.banner = read_banner_then_reset(&mut stream, wait, cfg.banner_max_bytes).await;
     }
     r
 }

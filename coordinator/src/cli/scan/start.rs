@@ -33,7 +33,9 @@ pub struct StartArgs {
 
     /// How to probe: `connect` (full handshakes, no privileges), `syn`
     /// (half-open raw packets, needs CAP_NET_RAW; falls back to connect
-    /// without it), or `auto` (syn when allowed).
+    /// without it), `auto` (syn when allowed), or `udp` (a datagram in each
+    /// port's own protocol: DNS 53, NTP 123, SNMP 161, memcached 11211;
+    /// silence counts as filtered).
     #[arg(long, value_enum, default_value_t = Mode::Connect)]
     pub mode: Mode,
 
@@ -66,6 +68,20 @@ pub struct StartArgs {
     #[arg(long, default_value_t = 1024)]
     pub banner_bytes: u32,
 
+    /// Skip service and version detection: report open ports and banners only.
+    #[arg(long)]
+    pub no_detect: bool,
+
+    /// Longest conversation with one open port while identifying its service.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "6s")]
+    pub detect_timeout: Duration,
+
+    /// How many probes of an nmap-service-probes file to try: 0 (likeliest
+    /// only) to 9 (all). Needs `--service-probes` (embedded) or the agents'
+    /// own `--service-probes`.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub version_intensity: u32,
+
     /// A label to recognise the scan by in `vantage scan list`.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -89,6 +105,7 @@ pub enum Mode {
     Connect,
     Syn,
     Auto,
+    Udp,
 }
 
 impl From<Mode> for ScanMode {
@@ -97,6 +114,7 @@ impl From<Mode> for ScanMode {
             Mode::Connect => ScanMode::Connect,
             Mode::Syn => ScanMode::Syn,
             Mode::Auto => ScanMode::Auto,
+            Mode::Udp => ScanMode::Udp,
         }
     }
 }
@@ -129,6 +147,9 @@ impl StartArgs {
             mode: self.mode.into(),
             rate: self.rate,
             host_rate: self.host_rate,
+            detect: !self.no_detect,
+            detect_timeout: self.detect_timeout,
+            version_intensity: self.version_intensity,
         };
         Ok(v1::StartScanRequest {
             targets,
