@@ -1,7 +1,8 @@
 //! nmap's `nmap-service-probes` format (being written): line syntax,
-//! port lists and version templates.
+//! port lists, version templates, and patterns compiled with PCRE2.
 
 mod parse;
+pub mod pattern;
 mod ports;
 mod template;
 
