@@ -297,8 +297,8 @@ impl ProbeDb {
         let mut current = Current::None;
         let mut exclude_seen = false;
         let mut any_probe_line = false;
-        // Once-only attributes of the current probe.
-        let (mut ports, mut sslports): (Option<PortList>, Option<PortList>) = (None, None);
+        // Whether the current probe has had its `ports` / `sslports` line.
+        let (mut ports_seen, mut sslports_seen) = (false, false);
 
         let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
         if text.ends_with(b"\n") {
@@ -311,6 +311,11 @@ impl ProbeDb {
                 Ok(Some(d)) => d,
                 Ok(None) => continue,
                 Err(kind) => {
+                    if matches!(kind, LineErrorKind::Probe(_)) {
+                        // What follows belongs to the probe that failed.
+                        any_probe_line = true;
+                        current = Current::Rejected;
+                    }
                     report.errors.push(LineError { line, kind });
                     continue;
                 }
@@ -328,12 +333,7 @@ impl ProbeDb {
                 }
                 Directive::Probe(spec) => {
                     any_probe_line = true;
-                    if let Some(idx) = current_index(&current) {
-                        db.probes[idx].ports = ports.take().unwrap_or_default();
-                        db.probes[idx].sslports = sslports.take().unwrap_or_default();
-                    }
-                    ports = None;
-                    sslports = None;
+                    (ports_seen, sslports_seen) = (false, false);
                     if let Some(first) = db.find(spec.proto, &spec.name) {
                         current = Current::Rejected;
                         Err(LineErrorKind::DuplicateProbe { proto: spec.proto, name: spec.name, first: first.line })
@@ -402,8 +402,10 @@ impl ProbeDb {
                                 }
                                 Ok(())
                             }
-                            Directive::Ports(list) => set_once(&mut ports, list, "ports"),
-                            Directive::SslPorts(list) => set_once(&mut sslports, list, "sslports"),
+                            Directive::Ports(list) => set_ports(&mut probe.ports, &mut ports_seen, list, "ports"),
+                            Directive::SslPorts(list) => {
+                                set_ports(&mut probe.sslports, &mut sslports_seen, list, "sslports")
+                            }
                             Directive::TotalWaitMs(ms) => set_once(&mut probe.totalwaitms, ms, "totalwaitms"),
                             Directive::TcpWrappedMs(ms) => set_once(&mut probe.tcpwrappedms, ms, "tcpwrappedms"),
                             Directive::Rarity(r) => set_once(&mut probe.rarity, r, "rarity"),
@@ -425,11 +427,6 @@ impl ProbeDb {
                 report.errors.push(LineError { line, kind });
             }
         }
-        if let Some(idx) = current_index(&current) {
-            db.probes[idx].ports = ports.take().unwrap_or_default();
-            db.probes[idx].sslports = sslports.take().unwrap_or_default();
-        }
-
         // Fallbacks may name probes defined later, so resolve them last.
         // A name is looked up in the probe's own protocol first, then in the
         // other (the TCP DNS probes fall back to the UDP ones).
@@ -596,11 +593,13 @@ impl ProbeDb {
     }
 }
 
-fn current_index(c: &Current) -> Option<usize> {
-    match c {
-        Current::Probe(i) => Some(*i),
-        _ => None,
+fn set_ports(slot: &mut PortList, seen: &mut bool, list: PortList, name: &'static str) -> Result<(), LineErrorKind> {
+    if *seen {
+        return Err(LineErrorKind::Repeated(name));
     }
+    *seen = true;
+    *slot = list;
+    Ok(())
 }
 
 fn render(rule: &MatchRule, probe: &Probe, caps: &Captures<'_>) -> NmapMatch {

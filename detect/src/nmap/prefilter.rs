@@ -29,9 +29,15 @@ pub(crate) struct Prefix {
 impl Prefix {
     /// The prefix of a pattern as written in the file.
     pub(crate) fn of(pattern: &[u8], caseless: bool) -> Prefix {
+        Prefix::derive(pattern, caseless).0
+    }
+
+    /// The prefix, and the length of the pattern text it was read from
+    /// (`^` included; 0 when there is no prefix).
+    pub(crate) fn derive(pattern: &[u8], caseless: bool) -> (Prefix, usize) {
         let mut p = Prefix { caseless, ..Prefix::default() };
         if pattern.first() != Some(&b'^') || !safe_structure(pattern) {
-            return p;
+            return (p, 0);
         }
         let mut i = 1;
         while usize::from(p.len) < MAX_PREFIX {
@@ -43,13 +49,14 @@ impl Prefix {
                 Some(b'?' | b'*' | b'{') => break,
                 Some(b'+') => {
                     p.push(byte);
+                    i = next;
                     break;
                 }
                 _ => p.push(byte),
             }
             i = next;
         }
-        p
+        (p, if p.len == 0 { 0 } else { i })
     }
 
     fn push(&mut self, b: u8) {
@@ -263,5 +270,37 @@ mod tests {
         assert!(p.admits(b"ssh-2.0") && p.admits(b"SsH-"));
         assert_eq!(Prefix::of(b"^\xc3\xa9", true).bytes(), b"", "no high bytes when caseless");
         assert!(Prefix::of(b"x", false).admits(b""), "the empty prefix admits everything");
+    }
+}
+
+/// Checks every prefix derived from nmap's own file against PCRE2's reading
+/// of the same pattern text. (The file's presence in CI is asserted by the
+/// integration tests; here its absence just skips.)
+#[cfg(test)]
+mod nmap_file {
+    use super::Prefix;
+    use crate::nmap::parse::{Directive, parse_line};
+    use crate::nmap::pattern::compile;
+
+    #[test]
+    fn prefixes_are_what_pcre2_reads() {
+        let Ok(text) = std::fs::read("/usr/share/nmap/nmap-service-probes") else { return };
+        let (mut lines, mut with_prefix) = (0, 0);
+        for line in text.split(|&b| b == b'\n') {
+            let Ok(Some(Directive::Match(m))) = parse_line(line) else { continue };
+            lines += 1;
+            let (prefix, end) = Prefix::derive(&m.pattern, m.caseless);
+            if end == 0 {
+                continue;
+            }
+            with_prefix += 1;
+            let head = compile(&m.pattern[..end], m.caseless, m.dotall).unwrap();
+            let found = head.find(prefix.bytes()).unwrap();
+            let shown = String::from_utf8_lossy(&m.pattern);
+            let found = found.unwrap_or_else(|| panic!("{shown}: head does not match its prefix"));
+            assert_eq!((found.start(), found.end()), (0, prefix.bytes().len()), "{shown}");
+        }
+        assert!(lines > 10_000);
+        assert!(with_prefix * 10 > lines * 9, "{with_prefix} of {lines} lines have a prefix");
     }
 }

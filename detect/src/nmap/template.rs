@@ -288,16 +288,21 @@ impl Out {
     }
 
     /// Template text from the file: kept as written (it may be UTF-8, like
-    /// `Océ`), except control characters, which are escaped.
+    /// `Océ`), except control characters, which are escaped. In a CPE a
+    /// space becomes `_` (nmap's convention, as for substitutions; the file
+    /// has `cpe:/a:busybox:busybox:1.14.0 or later/`) and other bytes
+    /// outside printable ASCII are percent-encoded, so the URI stays one
+    /// printable token.
     fn literal(&mut self, l: &[u8]) {
         for &b in l {
             if self.full() {
                 return;
             }
-            if b < 0x20 || b == 0x7f {
-                self.hex(b, b'\\');
-            } else {
-                self.buf.push(b);
+            match self.mode {
+                Mode::Cpe if b == b' ' => self.buf.push(b'_'),
+                Mode::Cpe if !(0x21..0x7f).contains(&b) => self.hex(b, b'%'),
+                Mode::Text if b < 0x20 || b == 0x7f => self.hex(b, b'\\'),
+                _ => self.buf.push(b),
             }
         }
     }
@@ -416,8 +421,9 @@ mod tests {
     fn cpe_mode() {
         assert_eq!(render_mode("a:openbsd:openssh:$1", &[b"9.2P1 x/y"], Mode::Cpe), "a:openbsd:openssh:9.2p1_x%2Fy");
         assert_eq!(render_mode("a:x:y:$1", &[b"1:2\x01"], Mode::Cpe), "a:x:y:1%3A2%01");
-        // Literal text is left alone.
+        // Literal text is left alone, but for what cannot stand in a URI.
         assert_eq!(render_mode("a:Vendor:P:$1", &[b"A"], Mode::Cpe), "a:Vendor:P:a");
+        assert_eq!(render_mode("a:V e:\x01é", &[], Mode::Cpe), "a:V_e:%01%C3%A9");
     }
 
     #[test]
