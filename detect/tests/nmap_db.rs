@@ -331,3 +331,21 @@ fn load_reads_a_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(ProbeDb::load(dir.join("missing")).is_err());
 }
+
+#[test]
+fn the_database_can_be_shared_between_tasks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<ProbeDb>();
+    shareable::<NmapMatch>();
+    let db = std::sync::Arc::new(db());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let db = std::sync::Arc::clone(&db);
+            std::thread::spawn(move || {
+                let null = db.null_probe().unwrap();
+                (0..200).all(|_| db.match_response(null, b"SSH-2.0-OpenSSH_9.2p1\r\n").is_some())
+            })
+        })
+        .collect();
+    assert!(handles.into_iter().all(|h| h.join().unwrap()));
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use pcre2::bytes::{Captures, Regex};
 use vantage_shared::Proto;
 
-use super::parse::{Directive, LineError, LineErrorKind, VersionTemplates, parse_line};
+use super::parse::{Directive, LineError, LineErrorKind, MatchSpec, VersionTemplates, parse_line};
 use super::pattern;
 use super::ports::{ExcludeList, PortList};
 use super::prefilter::Prefix;
@@ -371,35 +371,7 @@ impl ProbeDb {
                         let probe = &mut db.probes[idx];
                         match other {
                             Directive::Match(spec) => {
-                                if spec.soft {
-                                    report.softmatch_lines += 1;
-                                } else {
-                                    report.match_lines += 1;
-                                }
-                                match pattern::compile(&spec.pattern, spec.caseless, spec.dotall) {
-                                    Ok(regex) => {
-                                        report.patterns_compiled += 1;
-                                        let groups = regex.captures_len().saturating_sub(1);
-                                        let wanted = spec.templates.max_group();
-                                        if wanted > groups {
-                                            report.warnings.push(LineError {
-                                                line,
-                                                kind: LineErrorKind::NoSuchGroup { group: wanted, groups },
-                                            });
-                                        }
-                                        probe.prefixes.push(Prefix::of(&spec.pattern, spec.caseless));
-                                        probe.rules.push(MatchRule {
-                                            line,
-                                            service: spec.service,
-                                            soft: spec.soft,
-                                            regex,
-                                            templates: spec.templates,
-                                        });
-                                    }
-                                    Err(msg) => report
-                                        .patterns_failed
-                                        .push(LineError { line, kind: LineErrorKind::Pattern(msg) }),
-                                }
+                                add_rule(probe, spec, line, &mut report);
                                 Ok(())
                             }
                             Directive::Ports(list) => set_ports(&mut probe.ports, &mut ports_seen, list, "ports"),
@@ -591,6 +563,30 @@ impl ProbeDb {
         }
         chain
     }
+}
+
+/// Compiles a match line and adds it to its probe, counting it in the report.
+fn add_rule(probe: &mut Probe, spec: MatchSpec, line: usize, report: &mut LoadReport) {
+    if spec.soft {
+        report.softmatch_lines += 1;
+    } else {
+        report.match_lines += 1;
+    }
+    let regex = match pattern::compile(&spec.pattern, spec.caseless, spec.dotall) {
+        Ok(regex) => regex,
+        Err(msg) => {
+            report.patterns_failed.push(LineError { line, kind: LineErrorKind::Pattern(msg) });
+            return;
+        }
+    };
+    report.patterns_compiled += 1;
+    let groups = regex.captures_len().saturating_sub(1);
+    let wanted = spec.templates.max_group();
+    if wanted > groups {
+        report.warnings.push(LineError { line, kind: LineErrorKind::NoSuchGroup { group: wanted, groups } });
+    }
+    probe.prefixes.push(Prefix::of(&spec.pattern, spec.caseless));
+    probe.rules.push(MatchRule { line, service: spec.service, soft: spec.soft, regex, templates: spec.templates });
 }
 
 fn set_ports(slot: &mut PortList, seen: &mut bool, list: PortList, name: &'static str) -> Result<(), LineErrorKind> {

@@ -12,11 +12,16 @@
 //!   [`LoadReport`]; the rest loads.
 //! * Patterns are compiled with PCRE2 (the engine nmap uses) with UTF off,
 //!   so every pattern of nmap's own file compiles and matches raw bytes;
-//!   see [`pattern`](self::pattern) for how bytes and runaway matches are handled.
+//!   see [`pattern`] for how bytes and runaway matches are handled.
 //! * The caller runs the conversation: [`ProbeDb::probes_for`] says what to
 //!   send, in nmap's order; [`ProbeDb::match_response`] says what answered,
 //!   as an [`NmapMatch`] with the version templates (`$1`, `$P(n)`,
 //!   `$SUBST(n,"a","b")`, `$I(n,">")`) filled in, bounded and printable.
+//! * Matching follows nmap: the probe's lines in file order, then those of
+//!   its `fallback` probes, then (TCP only) the NULL probe's. A hard match
+//!   ends the search; a soft match names the service and the search goes on
+//!   for a hard match of that service only (details at
+//!   [`ProbeDb::match_response_with`]).
 //! * [`cpe22_to_23`] turns nmap's CPE 2.2 URIs into CPE 2.3 formatted strings.
 //!
 //! Nothing here does I/O besides [`ProbeDb::load`] reading the file.
