@@ -1,9 +1,12 @@
 //! Agent configuration: command-line flags with environment fallbacks,
 //! validated once into an [`AgentConfig`].
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use vantage_detect::nmap::ProbeDb;
 use vantage_shared::{TargetSet, TargetSpec};
 
 use crate::policy::LocalPolicy;
@@ -13,6 +16,7 @@ pub const ENV_REGION: &str = "VANTAGE_REGION";
 pub const ENV_AGENT_NAME: &str = "VANTAGE_AGENT_NAME";
 pub const ENV_ALLOW: &str = "VANTAGE_AGENT_ALLOW";
 pub const ENV_DENY: &str = "VANTAGE_AGENT_DENY";
+pub const ENV_SERVICE_PROBES: &str = "VANTAGE_SERVICE_PROBES";
 
 /// Flags of `vantage-agent`.
 #[derive(Debug, Clone, Args)]
@@ -45,6 +49,12 @@ pub struct AgentArgs {
     /// Upper bound on probes in flight per shard (the assignment may ask for fewer).
     #[arg(long, default_value_t = 8192)]
     pub max_in_flight: u32,
+
+    /// An nmap-service-probes file (Debian's nmap installs
+    /// /usr/share/nmap/nmap-service-probes): its probes and match lines are
+    /// used next to Vantage's own detection. Vantage does not ship one.
+    #[arg(long, env = ENV_SERVICE_PROBES, value_name = "PATH")]
+    pub service_probes: Option<PathBuf>,
 }
 
 /// A validated agent configuration.
@@ -59,6 +69,8 @@ pub struct AgentConfig {
     /// Pause after a failed connection, doubled up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// nmap's probes and match lines, when a file was given.
+    pub service_probes: Option<Arc<ProbeDb>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,8 @@ pub enum ConfigError {
     Capacity,
     #[error("--region must not be empty")]
     Region,
+    #[error("--service-probes {path}: {source}")]
+    ServiceProbes { path: String, source: std::io::Error },
 }
 
 impl AgentArgs {
@@ -97,8 +111,29 @@ impl AgentArgs {
             policy: LocalPolicy::new(allow, deny),
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            service_probes: self.service_probes.as_deref().map(load_service_probes).transpose()?,
         })
     }
+}
+
+/// Loads an nmap-service-probes file and logs what loaded. Lines that
+/// cannot be used are listed (a few at most) and left out; the rest is used.
+pub fn load_service_probes(path: &Path) -> Result<Arc<ProbeDb>, ConfigError> {
+    let started = std::time::Instant::now();
+    let (db, report) = ProbeDb::load(path)
+        .map_err(|source| ConfigError::ServiceProbes { path: path.display().to_string(), source })?;
+    tracing::info!(
+        path = %path.display(),
+        probes = report.probes,
+        patterns_compiled = report.patterns_compiled,
+        patterns_failed = report.patterns_failed.len(),
+        elapsed = ?started.elapsed(),
+        "loaded nmap service probes"
+    );
+    for problem in report.patterns_failed.iter().chain(&report.errors).take(5) {
+        tracing::warn!(path = %path.display(), "{problem}");
+    }
+    Ok(Arc::new(db))
 }
 
 fn default_name() -> String {

@@ -201,6 +201,7 @@ impl Shards {
             policy: agent.policy.clone(),
             max_in_flight: agent.max_in_flight,
             raw_sockets: agent.raw_sockets,
+            service_probes: agent.cfg.service_probes.clone(),
             limits,
             out,
             acks,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use vantage_detect::nmap::ProbeDb;
 use vantage_detect::{DetectConfig, Detector};
 use vantage_proto::v1;
 use vantage_proto::v1::agent_message::Body;
@@ -58,6 +59,8 @@ pub struct ShardRun {
     pub max_in_flight: usize,
     /// May this agent open raw sockets (for SYN mode)?
     pub raw_sockets: bool,
+    /// nmap's probes, when the agent was given a file.
+    pub service_probes: Option<Arc<ProbeDb>>,
     /// Rate caps of this scan on this agent, shared with its other shards.
     pub limits: Arc<RateLimits>,
     pub out: mpsc::Sender<v1::AgentMessage>,
@@ -166,7 +169,11 @@ impl ShardRun {
             keep_bytes: o.banner_max_bytes as usize,
             ..DetectConfig::default()
         };
-        Some(Arc::new(Detector::new(cfg)))
+        let detector = Detector::new(cfg);
+        Some(Arc::new(match &self.service_probes {
+            Some(db) => detector.with_nmap(db.clone(), o.version_intensity.min(9) as u8),
+            None => detector,
+        }))
     }
 
     /// Moves results into batches until the engine is done and every batch is

@@ -15,8 +15,9 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
-use vantage_shared::{Method, ServiceFacts, TlsFacts};
+use vantage_shared::{Category, Method, Proto, ServiceFacts, TlsFacts};
 
+use crate::nmap::{NmapMatch, ProbeDb, cpe22_to_23};
 use crate::plan::{self, Probe, Step};
 use crate::protocols::{self, Verdict};
 use crate::tls;
@@ -59,11 +60,13 @@ pub struct Detection {
     pub connections: u32,
 }
 
-/// Holds what every conversation shares: limits and the TLS client.
+/// Holds what every conversation shares: limits, the TLS client, and the
+/// nmap probes when the user gave a file.
 #[derive(Clone)]
 pub struct Detector {
     cfg: DetectConfig,
     tls: Arc<ClientConfig>,
+    nmap: Option<(Arc<ProbeDb>, u8)>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -74,7 +77,14 @@ impl std::fmt::Debug for Detector {
 
 impl Detector {
     pub fn new(cfg: DetectConfig) -> Detector {
-        Detector { cfg, tls: tls::client_config() }
+        Detector { cfg, tls: tls::client_config(), nmap: None }
+    }
+
+    /// Also uses the probes and match lines of an nmap-service-probes file,
+    /// those of rarity at most `intensity` (0-9).
+    pub fn with_nmap(mut self, db: Arc<ProbeDb>, intensity: u8) -> Detector {
+        self.nmap = Some((db, intensity.min(9)));
+        self
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -94,6 +104,7 @@ impl Detector {
             tls: None,
             connections: 0,
             closed_unasked: false,
+            soft: None,
         };
         let mut facts = c.run(greeting).await;
         if facts.tls.is_none() {
@@ -141,6 +152,8 @@ struct Conversation<'a> {
     connections: u32,
     /// The peer closed before we said anything, without a byte.
     closed_unasked: bool,
+    /// The service an nmap soft match named, while a hard match is sought.
+    soft: Option<String>,
 }
 
 impl Conversation<'_> {
@@ -163,9 +176,14 @@ impl Conversation<'_> {
         if !greeting.is_empty() {
             self.keep(&greeting);
             match protocols::parse(None, &greeting) {
-                Verdict::Match(f) => return f,
+                Verdict::Match(f) => return self.enrich(f, "NULL", &greeting),
                 Verdict::FollowUp { facts, send, refine } => return self.follow_up_fresh(facts, &send, refine).await,
-                Verdict::Tls | Verdict::No => {}
+                Verdict::Tls => {}
+                Verdict::No => {
+                    if let Some(f) = self.nmap_match("NULL", &greeting) {
+                        return f;
+                    }
+                }
             }
         }
         let mut steps: VecDeque<Step> = plan::tcp_plan(port).into();
@@ -190,8 +208,11 @@ impl Conversation<'_> {
                 Outcome::Facts(f) => return *f,
                 Outcome::Tls if !tls_tried => steps.push_front(Step::Tls),
                 Outcome::Tls | Outcome::Nothing => {}
-                Outcome::Stop => break,
+                Outcome::Stop => return self.fallback(),
             }
+        }
+        if let Some(f) = self.nmap_probes(Layer::Plain).await {
+            return f;
         }
         self.fallback()
     }
@@ -278,8 +299,10 @@ impl Conversation<'_> {
             return Outcome::Nothing;
         }
         self.keep(&answer.bytes);
+        // The nmap probe that sends what this one does, for its match lines.
+        let nmap_twin = if probe == Probe::Http { "GetRequest" } else { "NULL" };
         match protocols::parse(Some(probe.name()), &answer.bytes) {
-            Verdict::Match(f) => Outcome::Facts(Box::new(f)),
+            Verdict::Match(f) => Outcome::Facts(Box::new(self.enrich(f, nmap_twin, &answer.bytes))),
             Verdict::Tls => Outcome::Tls,
             Verdict::FollowUp { facts, send, refine } => {
                 if answer.closed || timeout_at(self.deadline, s.write_all(&send)).await.map_or(true, |r| r.is_err()) {
@@ -289,8 +312,72 @@ impl Conversation<'_> {
                 let more = self.read(&mut s, until).await;
                 Outcome::Facts(Box::new(refine(facts, &more.bytes)))
             }
-            Verdict::No => Outcome::Nothing,
+            Verdict::No => match self.nmap_match(nmap_twin, &answer.bytes) {
+                Some(f) => Outcome::Facts(Box::new(f)),
+                None => Outcome::Nothing,
+            },
         }
+    }
+
+    /// A built-in match without a product, improved by an nmap hard match
+    /// on the same bytes when there is one (same service family).
+    fn enrich(&mut self, builtin: ServiceFacts, nmap_probe: &str, bytes: &[u8]) -> ServiceFacts {
+        if builtin.product.is_some() || self.det.nmap.is_none() {
+            return builtin;
+        }
+        match self.nmap_match(nmap_probe, bytes) {
+            Some(n) if n.product.is_some() => ServiceFacts {
+                access: builtin.access,
+                tls: builtin.tls,
+                category: if builtin.category == Category::Other { n.category } else { builtin.category },
+                ..n
+            },
+            _ => builtin,
+        }
+    }
+
+    /// The nmap file's verdict on a response to its probe `name`: a hard
+    /// match, or `None` (a soft match is remembered for later probes).
+    fn nmap_match(&mut self, name: &str, bytes: &[u8]) -> Option<ServiceFacts> {
+        let (db, _) = self.det.nmap.as_ref()?;
+        let probe = db.find(Proto::Tcp, name)?;
+        let m = db.match_response_with(probe, bytes, self.soft.as_deref())?;
+        if m.soft {
+            self.soft = Some(m.service);
+            return None;
+        }
+        Some(nmap_facts(m))
+    }
+
+    /// The nmap file's own probes, in nmap's order, each on a new
+    /// connection, until a hard match or the deadline. The NULL probe and
+    /// `GetRequest` are skipped: the greeting and the HTTP probe were those.
+    async fn nmap_probes(&mut self, layer: Layer) -> Option<ServiceFacts> {
+        let (db, intensity) = self.det.nmap.clone()?;
+        let probes = db.probes_for_tunnel(Proto::Tcp, self.addr.port(), intensity, layer == Layer::Tls);
+        for probe in probes.into_iter().filter(|p| !p.is_null() && p.name() != "GetRequest") {
+            if Instant::now() >= self.deadline {
+                break;
+            }
+            let mut s = self.open(layer).await?;
+            if timeout_at(self.deadline, s.write_all(probe.payload())).await.map_or(true, |r| r.is_err()) {
+                continue;
+            }
+            let until = self.until(self.probe_wait(false).min(probe.total_wait()));
+            let answer = self.read(&mut s, until).await;
+            if answer.bytes.is_empty() {
+                continue;
+            }
+            self.keep(&answer.bytes);
+            if let Some(m) = db.match_response_with(probe, &answer.bytes, self.soft.as_deref()) {
+                if !m.soft {
+                    return Some(nmap_facts(m));
+                }
+                self.soft = Some(m.service);
+            }
+        }
+        // Only a soft match: the service is known, its product is not.
+        self.soft.as_deref().map(|s| ServiceFacts { method: Method::Nmap, ..ServiceFacts::named(s) })
     }
 
     /// A follow-up to a greeting the scan engine read: a new connection,
@@ -333,17 +420,46 @@ impl Conversation<'_> {
                 Outcome::Tls | Outcome::Nothing => {}
             }
         }
+        if let Some(f) = self.nmap_probes(Layer::Tls).await {
+            return Outcome::Facts(Box::new(f));
+        }
         // TLS with something unrecognised inside, like nmap's "ssl/unknown".
         Outcome::Facts(Box::new(ServiceFacts::named("ssl")))
     }
 
-    /// Nothing recognised: the port's usual service, marked as a guess.
+    /// Nothing recognised: the port's usual service, marked as a guess (or
+    /// what an nmap soft match named).
     fn fallback(&self) -> ServiceFacts {
         if self.first.is_empty() && self.closed_unasked && self.tls.is_none() {
             // Accepts, then closes on everyone: a wrapper or filter in front.
             return ServiceFacts { method: Method::Probed, ..ServiceFacts::named("tcpwrapped") };
         }
+        if let Some(soft) = &self.soft {
+            return ServiceFacts { method: Method::Nmap, ..ServiceFacts::named(soft) };
+        }
         let name = plan::port_guess(self.addr.port()).unwrap_or("unknown");
         ServiceFacts { method: Method::PortGuess, ..ServiceFacts::named(name) }
     }
+}
+
+/// An nmap match in Vantage's terms: CPEs in 2.3 form, the OS and device
+/// type folded into the info.
+pub fn nmap_facts(m: NmapMatch) -> ServiceFacts {
+    let mut info: Vec<String> = m.info.into_iter().collect();
+    if let Some(os) = m.ostype {
+        info.push(format!("OS: {os}"));
+    }
+    if let Some(d) = m.devicetype {
+        info.push(format!("device: {d}"));
+    }
+    if let Some(h) = m.hostname {
+        info.push(format!("host: {h}"));
+    }
+    let mut f = ServiceFacts::named(&m.service)
+        .product(m.product.unwrap_or_default())
+        .version(m.version.unwrap_or_default())
+        .info(info.join("; "));
+    f.cpe = m.cpe.iter().filter_map(|c| cpe22_to_23(c)).collect();
+    f.method = Method::Nmap;
+    f
 }

@@ -47,10 +47,25 @@ pub enum Needs {
 impl Connection {
     pub async fn open(global: &GlobalArgs, needs: Needs) -> anyhow::Result<Connection> {
         if let Some(url) = &global.coordinator {
+            if global.service_probes.is_some() && needs == Needs::Agent {
+                return Err(UsageError(
+                    "--service-probes configures the embedded agent; with --coordinator, give it to each agent \
+                     (`vantage-agent --service-probes PATH`)"
+                        .into(),
+                )
+                .into());
+            }
             let channel = vantage_proto::transport::connect(url, CONNECT_TIMEOUT).await?;
             return Ok(Connection { control: ControlClient::new(channel), embedded: None });
         }
         let scope = global.scope()?;
+        // Read before anything starts, so that a bad file costs nothing.
+        let service_probes = match (&global.service_probes, needs) {
+            (Some(path), Needs::Agent) => {
+                Some(vantage_agent::config::load_service_probes(path).map_err(|e| UsageError(e.to_string()))?)
+            }
+            _ => None,
+        };
         let data_dir = global.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -86,6 +101,7 @@ impl Connection {
                 policy,
                 min_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_secs(1),
+                service_probes,
             });
             let agent_shutdown = CancellationToken::new();
             agent = Some((agent_shutdown.clone(), tokio::spawn(local.run(agent_shutdown))));

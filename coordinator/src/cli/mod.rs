@@ -72,6 +72,12 @@ pub struct GlobalArgs {
     /// Log format on stderr (`VANTAGE_LOG=debug` for more detail).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+
+    /// An nmap-service-probes file for the embedded agent's service
+    /// detection (e.g. /usr/share/nmap/nmap-service-probes from Debian's
+    /// nmap). Remote agents take their own `vantage-agent --service-probes`.
+    #[arg(long, global = true, env = vantage_agent::config::ENV_SERVICE_PROBES, value_name = "PATH")]
+    pub service_probes: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
