@@ -48,7 +48,7 @@ pub enum LabError {
     Command { command: String, stderr: String },
     #[error("ground truth {0}")]
     Truth(String),
-    #[error("listeners not ready after {waited:?}: {log}")]
+    #[error("not ready after {waited:?}: {log}")]
     NotReady { waited: Duration, log: String },
     #[error("teardown: {0}")]
     Teardown(String),

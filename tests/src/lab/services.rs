@@ -198,8 +198,18 @@ impl ServiceLab {
         let mut pending: Vec<LabService> = self.services.clone();
         loop {
             let scanner = self.spec.ns_scanner();
+            // All at once: a UDP port that is not served yet costs a whole timeout.
             pending = net::run_in(&scanner, || {
-                pending.into_iter().filter(|s| answers(s, Duration::from_millis(300)).is_err()).collect()
+                std::thread::scope(|scope| {
+                    let probes: Vec<_> = pending
+                        .into_iter()
+                        .map(|s| scope.spawn(move || answers(&s, Duration::from_millis(300)).err().map(|_| s)))
+                        .collect();
+                    probes
+                        .into_iter()
+                        .filter_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                        .collect()
+                })
             })?;
             if pending.is_empty() {
                 return Ok(());
@@ -1041,6 +1051,7 @@ fn mariadb(c: &Ctx) -> Result<Launch, LabError> {
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
+            "--innodb-log-file-size=4M",
         ],
     )?;
     // Without a user that may connect from anywhere, MariaDB answers a
@@ -1057,6 +1068,10 @@ fn mariadb(c: &Ctx) -> Result<Launch, LabError> {
         "--port=3306".into(),
         "--skip-name-resolve".into(),
         "--innodb-buffer-pool-size=16M".into(),
+        "--innodb-log-file-size=4M".into(),
+        // A throwaway database: stop at once on SIGTERM.
+        "--innodb-fast-shutdown=2".into(),
+        "--innodb-buffer-pool-dump-at-shutdown=0".into(),
         format!("--init-file={}", init.display()),
     ]))
 }
