@@ -20,6 +20,13 @@
 //! listed port answers from the scanner namespace (a TCP connect, or a valid
 //! answer to a minimal UDP request), or fails with the daemons' logs.
 //!
+//! What an anonymous client meets is part of the truth: Redis, memcached,
+//! Mosquitto, vsftpd (anonymous FTP), rsync (module `lab`), git daemon and
+//! SNMP (community `public`) serve anyone; PostgreSQL (`postgres`) and
+//! MariaDB (`lab`) ask for a password (`vantage-lab`); sshd takes no
+//! password and no key; telnetd's login refuses everyone; nginx, Exim's
+//! STARTTLS and Dovecot's IMAPS/POP3S use one self-signed certificate.
+//!
 //! The odd ports are nftables `dnat` rules in the target namespace (2222 to
 //! 22, ...): one mechanism for every daemon, including those that can bind
 //! one port only (Redis, PostgreSQL, MariaDB, vsftpd, memcached, tftpd), and
