@@ -3,12 +3,14 @@
 //! `up` leaves the lab running (its listeners in the background) so that
 //! any scanner can be tried against it by hand with
 //! `ip netns exec vl-<name>-scan ...`; `down` removes it. `serve` is what
-//! `up` runs inside the target namespace.
+//! `up` runs inside the target namespace. `services up` and `services down`
+//! do the same for the service lab (real Debian daemons on 198.18.1.1).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use vantage_tests::lab::services::{self, ServiceLab};
 use vantage_tests::lab::{Lab, LabSpec, PortRange, Truth, serve::serve};
 
 #[derive(Debug, Parser)]
@@ -27,6 +29,11 @@ enum Cmd {
         #[arg(long)]
         name: String,
     },
+    /// The service lab: real Debian daemons on their standard and odd ports.
+    Services {
+        #[command(subcommand)]
+        command: ServicesCmd,
+    },
     /// Run the listeners of a truth file (inside the target namespace).
     Serve {
         #[arg(long)]
@@ -35,6 +42,30 @@ enum Cmd {
         #[arg(long)]
         ready: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServicesCmd {
+    /// Build a service lab (tearing down any lab of the same name first), wait until
+    /// every port answers, leave it running and print its services as JSON.
+    Up {
+        /// Lab name: namespaces are vl-<name>-br, vl-<name>-scan, vl-<name>-t.
+        #[arg(long)]
+        name: String,
+        /// Only these daemons (comma-separated lab names, see `services list`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Also write the JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Stop a service lab's daemons and tear it down.
+    Down {
+        #[arg(long)]
+        name: String,
+    },
+    /// The ports a service lab serves: daemon, port, service, package and installed version.
+    List,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,10 +112,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Up(args) => up(args),
         Cmd::Down { name } => Ok(Lab::teardown(&LabSpec::new(&name))?),
+        Cmd::Services { command } => services_cmd(command),
         Cmd::Serve { truth, ready } => {
             let truth = Truth::load(&truth)?;
             let ready = ready.unwrap_or_else(|| std::env::temp_dir().join(format!("vantage-lab-{}.ready", truth.name)));
             Ok(serve(&truth, &ready)?)
+        }
+    }
+}
+
+fn services_cmd(command: ServicesCmd) -> anyhow::Result<()> {
+    match command {
+        ServicesCmd::Up { name, only, json } => {
+            let started = std::time::Instant::now();
+            let only: Vec<&str> = only.iter().map(String::as_str).collect();
+            let lab = ServiceLab::up_only(&name, &only)?;
+            let report = serde_json::to_string_pretty(&lab.report())?;
+            if let Some(path) = &json {
+                std::fs::write(path, format!("{report}\n")).with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("{report}");
+            eprintln!(
+                "service lab {name} is up in {:.1} s: {} ports on {} (logs in {}/logs)\n\
+                 run a scanner with `ip netns exec {ns} ...`; remove the lab with `vantage-lab services down --name {name}`",
+                started.elapsed().as_secs_f64(),
+                lab.services().len(),
+                lab.addr(),
+                lab.dir().display(),
+                ns = lab.spec().ns_scanner(),
+            );
+            lab.keep();
+            Ok(())
+        }
+        ServicesCmd::Down { name } => Ok(ServiceLab::teardown(&name)?),
+        ServicesCmd::List => {
+            services::check().map_err(anyhow::Error::msg)?;
+            for s in services::plan(&[])? {
+                let port = format!("{}/{}", s.proto, s.port);
+                let odd = if s.odd { format!("(to {})", s.listens) } else { String::new() };
+                let service = if s.tls { format!("ssl/{}", s.service) } else { s.service.clone() };
+                println!("{:<11} {port:<10} {odd:<10} {service:<11} {} {}", s.daemon, s.package, s.version);
+            }
+            Ok(())
         }
     }
 }

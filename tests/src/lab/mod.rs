@@ -12,12 +12,15 @@
 //! * [`net`]: namespaces, bridge, veths, addresses; running code inside a namespace.
 //! * [`nft`]: filtered ports, the drop-all host and the tarpit as nftables rules.
 //! * [`serve`]: the listeners (`vantage-lab serve`).
+//! * [`services`]: the service lab, one host of real Debian daemons
+//!   (`vantage-lab services`), for service and version detection.
 //! * [`require`]: whether this machine can build a lab at all.
 
 pub mod net;
 pub mod nft;
 mod require;
 pub mod serve;
+pub mod services;
 pub mod spec;
 pub mod truth;
 
@@ -27,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use require::{check, require};
+pub use services::{LabService, Proto, ServiceLab, installed_version};
 pub use spec::{LabSpec, PortRange};
 pub use truth::{HostKind, HostTruth, Score, Truth};
 
@@ -44,7 +48,7 @@ pub enum LabError {
     Command { command: String, stderr: String },
     #[error("ground truth {0}")]
     Truth(String),
-    #[error("listeners not ready after {waited:?}: {log}")]
+    #[error("not ready after {waited:?}: {log}")]
     NotReady { waited: Duration, log: String },
     #[error("teardown: {0}")]
     Teardown(String),
@@ -79,7 +83,7 @@ impl Lab {
         // From here on, dropping `lab` undoes whatever was built.
         let mut lab = Lab { spec: spec.clone(), truth, dir, serve: None, armed: true };
         lab.truth.save(&lab.truth_path())?;
-        net::create(&lab.spec, &lab.truth, &lab.dir)?;
+        net::create(&lab.spec, &lab.truth.owned_addrs(), &lab.dir)?;
         nft::apply(&lab.spec.ns_targets(), &lab.truth, &lab.dir)?;
         lab.start_listeners()?;
         Ok(lab)

@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use super::LabError;
 use super::spec::{LabSpec, PREFIX_LEN, SCANNER_ADDR};
-use super::truth::{HostKind, Truth};
 
 /// The scanner's interface (in `vl-<name>-scan`).
 pub const SCANNER_IF: &str = "s0";
@@ -59,8 +59,9 @@ fn batch(ns: &str, commands: &str, dir: &Path, label: &str) -> Result<(), LabErr
     run(Command::new("ip").args(["-n", ns, "-batch"]).arg(&path)).map(drop)
 }
 
-/// Creates the namespaces, the bridge, the veth pairs and the addresses.
-pub fn create(spec: &LabSpec, truth: &Truth, dir: &Path) -> Result<(), LabError> {
+/// Creates the namespaces, the bridge, the veth pairs and the addresses:
+/// the target namespace owns `targets`.
+pub fn create(spec: &LabSpec, targets: &[Ipv4Addr], dir: &Path) -> Result<(), LabError> {
     let (br, scan, t) = (spec.ns_bridge(), spec.ns_scanner(), spec.ns_targets());
     for ns in [&br, &scan, &t] {
         run(Command::new("ip").args(["netns", "add", ns]))?;
@@ -77,16 +78,16 @@ pub fn create(spec: &LabSpec, truth: &Truth, dir: &Path) -> Result<(), LabError>
          addr add {SCANNER_ADDR}/{PREFIX_LEN} dev {SCANNER_IF}\nlink set {SCANNER_IF} up\n"
     );
     batch(&scan, &scanner, dir, "scanner")?;
-    batch(&t, &target_commands(truth), dir, "targets")?;
+    batch(&t, &target_commands(targets), dir, "targets")?;
     sysctl(&scan, SCANNER_SYSCTLS)?;
     sysctl(&t, TARGET_SYSCTLS)
 }
 
-/// The target namespace owns every address but the dark ones.
-fn target_commands(truth: &Truth) -> String {
+/// The target namespace's interface and its addresses.
+fn target_commands(targets: &[Ipv4Addr]) -> String {
     let mut out = format!("link set lo up\nlink set {TARGET_IF} address {TARGET_MAC}\n");
-    for h in truth.hosts.iter().filter(|h| h.kind != HostKind::Dark) {
-        let _ = writeln!(out, "addr add {}/{PREFIX_LEN} dev {TARGET_IF}", h.addr);
+    for addr in targets {
+        let _ = writeln!(out, "addr add {addr}/{PREFIX_LEN} dev {TARGET_IF}");
     }
     out.push_str(&format!("link set {TARGET_IF} up\n"));
     out
@@ -137,7 +138,7 @@ pub fn kill_inside(ns: &str) -> Result<(), LabError> {
 }
 
 /// Alive and not a zombie (a zombie has left its namespaces already).
-fn alive(pid: i32) -> bool {
+pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
@@ -174,11 +175,12 @@ pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::Truth;
 
     #[test]
     fn dark_hosts_get_no_address() {
         let spec = LabSpec { hosts: 2, dark: 1, drop_all: true, ..LabSpec::new("n") };
-        let cmds = target_commands(&Truth::generate(&spec));
+        let cmds = target_commands(&Truth::generate(&spec).owned_addrs());
         assert!(cmds.contains("addr add 198.18.1.1/15 dev t0"));
         assert!(!cmds.contains("198.18.1.2/"), "the dark host is not owned: {cmds}");
         assert!(cmds.contains("addr add 198.18.1.3/15 dev t0"), "the drop-all host answers ARP");

@@ -62,10 +62,15 @@ fn tarpit_chains(addr: Ipv4Addr, port: u16) -> String {
     )
 }
 
-/// Loads the ruleset into the target namespace.
+/// Loads the ruleset of `truth` into the target namespace.
 pub fn apply(ns: &str, truth: &Truth, dir: &Path) -> Result<(), LabError> {
+    load(ns, &ruleset(truth), dir)
+}
+
+/// Loads a ruleset (`nft -f` syntax, kept as `rules.nft` in `dir`) into namespace `ns`.
+pub fn load(ns: &str, ruleset: &str, dir: &Path) -> Result<(), LabError> {
     let path = dir.join("rules.nft");
-    std::fs::write(&path, ruleset(truth)).map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
+    std::fs::write(&path, ruleset).map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
     run(Command::new("ip").args(["netns", "exec", ns, "nft", "-f"]).arg(&path)).map(drop)
 }
 

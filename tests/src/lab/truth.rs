@@ -154,6 +154,11 @@ impl Truth {
         self.hosts.iter().map(|h| h.addr)
     }
 
+    /// The addresses the target namespace owns: every one but the dark hosts'.
+    pub fn owned_addrs(&self) -> Vec<Ipv4Addr> {
+        self.hosts.iter().filter(|h| h.kind != HostKind::Dark).map(|h| h.addr).collect()
+    }
+
     /// Hosts of one kind.
     pub fn of_kind(&self, kind: HostKind) -> impl Iterator<Item = &HostTruth> + '_ {
         self.hosts.iter().filter(move |h| h.kind == kind)
