@@ -32,11 +32,12 @@ pub enum Probe {
     Rdp,
     Smb,
     Ldap,
+    Dns,
 }
 
 impl Probe {
     /// Most common first: the order for a port without a hint.
-    pub const BY_LIKELIHOOD: [Probe; 10] = [
+    pub const BY_LIKELIHOOD: [Probe; 11] = [
         Probe::Http,
         Probe::Redis,
         Probe::Postgres,
@@ -47,6 +48,7 @@ impl Probe {
         Probe::Ldap,
         Probe::Mqtt,
         Probe::Amqp,
+        Probe::Dns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +63,7 @@ impl Probe {
             Probe::Rdp => "rdp",
             Probe::Smb => "smb",
             Probe::Ldap => "ldap",
+            Probe::Dns => "dns",
         }
     }
 
@@ -77,6 +80,7 @@ impl Probe {
             Probe::Rdp => rdp::PROBE.to_vec(),
             Probe::Smb => smb::probe(),
             Probe::Ldap => crate::protocols::ldap::PROBE.to_vec(),
+            Probe::Dns => crate::protocols::udp::dns_tcp_query(),
         }
     }
 
@@ -94,6 +98,7 @@ impl Probe {
             3389 => Probe::Rdp,
             139 | 445 => Probe::Smb,
             389 => Probe::Ldap,
+            53 | 5353 => Probe::Dns,
             _ => return None,
         })
     }
@@ -177,6 +182,7 @@ pub fn port_guess(port: u16) -> Option<&'static str> {
         21 => "ftp",
         22 => "ssh",
         23 => "telnet",
+        873 => "rsync",
         25 | 587 => "smtp",
         53 => "domain",
         80 | 8080 | 8000 => "http",

@@ -1,5 +1,5 @@
 //! UDP scan: one datagram per port in the port's own protocol (DNS, NTP,
-//! SNMP, memcached; an empty datagram elsewhere, as nmap sends), on a
+//! SNMP, memcached; on other ports each of those and an empty datagram), on a
 //! connected socket, so that the kernel reports an ICMP port-unreachable as
 //! `ECONNREFUSED` without raw sockets.
 //!
@@ -94,17 +94,25 @@ async fn probe(addr: IpAddr, port: u16, cfg: UdpConfig) -> io::Result<(ProbeResu
     let socket = UdpSocket::bind(local).await?;
     socket.connect((addr, port)).await?;
     let known = UdpProbe::for_port(port);
-    let payload = known.map(UdpProbe::payload).unwrap_or_default();
+    // A port without a probe of its own gets every probe (and an empty datagram, as nmap sends).
+    let payloads: Vec<Vec<u8>> = match known {
+        Some(p) => vec![p.payload()],
+        None => UdpProbe::ALL.iter().map(|p| p.payload()).chain([Vec::new()]).collect(),
+    };
+    let sent_per_attempt = payloads.len() as u64;
     let mut buf = vec![0u8; 2048];
     let started = Instant::now();
     let result = |state| ProbeResult { proto: Proto::Udp, ..ProbeResult::new(addr, port, state, started.elapsed()) };
+    let sent = |attempt: u32| (u64::from(attempt) + 1) * sent_per_attempt;
     for attempt in 0..=cfg.retries {
-        match socket.send(&payload).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Ok((result(PortState::Closed), 1 + u64::from(attempt)));
+        for payload in &payloads {
+            match socket.send(payload).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Ok((result(PortState::Closed), sent(attempt)));
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
         let wait = cfg.timeout * (1 << attempt.min(3));
         match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
@@ -113,17 +121,17 @@ async fn probe(addr: IpAddr, port: u16, cfg: UdpConfig) -> io::Result<(ProbeResu
                 let mut r = result(PortState::Open);
                 r.service = Some(identify(known, answer));
                 r.banner = answer[..n.min(cfg.keep_bytes)].to_vec();
-                return Ok((r, 1 + u64::from(attempt)));
+                return Ok((r, sent(attempt)));
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Ok((result(PortState::Closed), 1 + u64::from(attempt)));
+                return Ok((result(PortState::Closed), sent(attempt)));
             }
             // Host or network unreachable, prohibited: something is in the way.
-            Ok(Err(_)) => return Ok((result(PortState::Filtered), 1 + u64::from(attempt))),
+            Ok(Err(_)) => return Ok((result(PortState::Filtered), sent(attempt))),
             Err(_) => {}
         }
     }
-    Ok((result(PortState::Filtered), 1 + u64::from(cfg.retries)))
+    Ok((result(PortState::Filtered), sent(cfg.retries)))
 }
 
 /// The answer, read by the probe that drew it, or by any UDP parser on a

@@ -1,5 +1,5 @@
 //! Line-based text protocols recognised by their greeting or a one-line
-//! answer: FTP, SMTP, POP3, IMAP, VNC, Telnet, memcached.
+//! answer: FTP, SMTP, POP3, IMAP, VNC, Telnet, rsync, memcached.
 //!
 //! FTP and SMTP both greet with `220 `; the text usually tells which. When
 //! it does not, an `EHLO` settles it: SMTP answers `250`, FTP an error.
@@ -36,6 +36,9 @@ pub fn parse(probe: Option<&str>, bytes: &[u8]) -> Verdict {
         && (line == "ERROR" || line.starts_with("SERVER_ERROR") || line.starts_with("CLIENT_ERROR"))
     {
         return Verdict::Match(ServiceFacts::named("memcached").product("Memcached"));
+    }
+    if let Some(v) = line.strip_prefix("@RSYNCD: ") {
+        return Verdict::Match(ServiceFacts::named("rsync").info(format!("protocol version {}", v.trim())));
     }
     if telnet(bytes) {
         return Verdict::Match(ServiceFacts::named("telnet"));
@@ -197,6 +200,10 @@ mod tests {
         let f = facts(Some("memcached"), b"VERSION 1.6.18\r\n");
         assert_eq!((f.version.as_deref(), f.access), (Some("1.6.18"), Access::Open));
         assert_eq!(facts(None, &[0xff, 0xfd, 0x18]).service, "telnet");
+        assert_eq!(
+            facts(None, b"@RSYNCD: 31.0 sha512 sha256\n").info.as_deref(),
+            Some("protocol version 31.0 sha512 sha256")
+        );
         assert!(parse(None, b"ERROR\r\n").is_no());
         assert!(parse(None, b"RFB garbage\n").is_no());
     }

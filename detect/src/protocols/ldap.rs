@@ -51,11 +51,12 @@ pub fn parse(_probe: Option<&str>, bytes: &[u8]) -> Verdict {
                 for attr in children(attrs.data, 64) {
                     let kv = children(attr.data, 2);
                     let (Some(name), Some(values)) = (kv.first(), kv.get(1)) else { continue };
-                    let value = children(values.data, 1).first().map(|v| String::from_utf8_lossy(v.data).to_string());
+                    let values: Vec<String> =
+                        children(values.data, 16).iter().map(|v| String::from_utf8_lossy(v.data).to_string()).collect();
                     match String::from_utf8_lossy(name.data).to_ascii_lowercase().as_str() {
-                        "vendorname" => vendor.0 = value,
-                        "vendorversion" => vendor.1 = value,
-                        "objectclass" if value.as_deref() == Some("OpenLDAProotDSE") => {
+                        "vendorname" => vendor.0 = values.into_iter().next(),
+                        "vendorversion" => vendor.1 = values.into_iter().next(),
+                        "objectclass" if values.iter().any(|v| v == "OpenLDAProotDSE") => {
                             vendor.0 = vendor.0.or(Some("OpenLDAP".to_string()))
                         }
                         _ => {}
@@ -98,6 +99,26 @@ mod tests {
         // (value shortened to "OpenLDAPx": not the root DSE class, so no product)
         let Verdict::Match(f) = parse(None, &entry) else { panic!() };
         assert_eq!((f.service.as_str(), f.product, f.access), ("ldap", None, Access::Open));
+        // objectClass: top, OpenLDAProotDSE
+        let mut attr = vec![0x04, 0x0b];
+        attr.extend_from_slice(b"objectClass");
+        let mut set = vec![0x04, 0x03];
+        set.extend_from_slice(b"top");
+        set.extend_from_slice(&[0x04, 0x0f]);
+        set.extend_from_slice(b"OpenLDAProotDSE");
+        attr.push(0x31);
+        attr.push(set.len() as u8);
+        attr.extend(set);
+        let mut attrs = vec![0x30, attr.len() as u8];
+        attrs.extend(attr);
+        let mut list = vec![0x30, attrs.len() as u8];
+        list.extend(attrs);
+        let mut op = vec![0x64, (list.len() + 2) as u8, 0x04, 0x00];
+        op.extend(list);
+        let mut msg = vec![0x30, (op.len() + 3) as u8, 0x02, 0x01, 0x01];
+        msg.extend(op);
+        let Verdict::Match(f) = parse(None, &msg) else { panic!() };
+        assert_eq!(f.product.as_deref(), Some("OpenLDAP"));
         assert!(parse(None, b"\x30\x03\x02\x01\x01").is_no());
     }
 }

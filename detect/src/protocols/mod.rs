@@ -59,6 +59,11 @@ pub fn parse(probe: Option<&str>, bytes: &[u8]) -> Verdict {
     if looks_like_tls(bytes) {
         return Verdict::Tls;
     }
+    if probe == Some("dns")
+        && let Some(f) = udp::dns_tcp(bytes)
+    {
+        return Verdict::Match(f);
+    }
     let parsers: [Parser; 12] = [
         ssh::parse,
         mysql::parse,

@@ -73,6 +73,21 @@ impl UdpProbe {
 
 const DNS_ID: u16 = 0x5641;
 
+/// The `version.bind` query over TCP: the same message behind a two-byte length.
+pub fn dns_tcp_query() -> Vec<u8> {
+    let q = dns_query();
+    let mut out = (q.len() as u16).to_be_bytes().to_vec();
+    out.extend(q);
+    out
+}
+
+/// A DNS answer over TCP (length-prefixed).
+pub fn dns_tcp(bytes: &[u8]) -> Option<ServiceFacts> {
+    let [hi, lo, message @ ..] = bytes else { return None };
+    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+    dns(message.get(..len)?)
+}
+
 /// `version.bind` CH TXT: most servers say what they are.
 fn dns_query() -> Vec<u8> {
     let mut q = Packet::new_query(DNS_ID);

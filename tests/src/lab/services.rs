@@ -1230,10 +1230,11 @@ fn memcached(_: &Ctx) -> Result<Launch, LabError> {
 }
 
 fn dnsmasq(c: &Ctx) -> Result<Launch, LabError> {
-    // Authoritative for vantage-lab.invalid, no upstream: it answers lab names only.
+    // Local names only, no upstream: it answers lab names and, like a stock
+    // dnsmasq, `version.bind` (an auth-only server would refuse that).
     let conf = format!(
         "port=53\nlisten-address={a}\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\nuser=nobody\n\
-         pid-file={pid}\nlog-facility=-\nauth-server=ns.vantage-lab.invalid,{a}\nauth-zone=vantage-lab.invalid\n\
+         pid-file={pid}\nlog-facility=-\nlocal=/vantage-lab.invalid/\n\
          host-record=ns.vantage-lab.invalid,{a}\nhost-record=www.vantage-lab.invalid,{a}\n",
         a = SERVICES_ADDR,
         pid = c.p("dnsmasq.pid"),
