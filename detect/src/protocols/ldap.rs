@@ -51,8 +51,10 @@ pub fn parse(_probe: Option<&str>, bytes: &[u8]) -> Verdict {
                 for attr in children(attrs.data, 64) {
                     let kv = children(attr.data, 2);
                     let (Some(name), Some(values)) = (kv.first(), kv.get(1)) else { continue };
-                    let values: Vec<String> =
-                        children(values.data, 16).iter().map(|v| String::from_utf8_lossy(v.data).to_string()).collect();
+                    let values: Vec<String> = children(values.data, 16)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.data).chars().take(128).collect())
+                        .collect();
                     match String::from_utf8_lossy(name.data).to_ascii_lowercase().as_str() {
                         "vendorname" => vendor.0 = values.into_iter().next(),
                         "vendorversion" => vendor.1 = values.into_iter().next(),
