@@ -27,9 +27,10 @@ pub struct StartArgs {
     #[arg(long, default_value = "")]
     pub exclude: String,
 
-    /// Ports: "22,80,443", "1-1024", "top-100", "all", or a mix.
-    #[arg(long, short = 'p', default_value = "top-100")]
-    pub ports: String,
+    /// Ports: "22,80,443", "1-1024", "top-100", "all", or a mix
+    /// [default: top-100; with --mode udp, the ports Vantage has UDP probes for: 53,123,161,11211].
+    #[arg(long, short = 'p')]
+    pub ports: Option<String>,
 
     /// How to probe: `connect` (full handshakes, no privileges), `syn`
     /// (half-open raw packets, needs CAP_NET_RAW; falls back to connect
@@ -137,7 +138,12 @@ impl StartArgs {
             (None, None) => return Err(UsageError("give --targets or --targets-file".into())),
         };
         TargetSpec::parse(&self.exclude).map_err(|e| UsageError(format!("exclude: {e}")))?;
-        PortSpec::parse(&self.ports).map_err(|e| UsageError(e.to_string()))?;
+        let ports = self.ports.clone().unwrap_or_else(|| match self.mode {
+            // The UDP ports with a probe of their own (DNS, NTP, SNMP, memcached).
+            Mode::Udp => vantage_detect::protocols::udp::PORTS.map(|p| p.to_string()).join(","),
+            _ => "top-100".to_string(),
+        });
+        PortSpec::parse(&ports).map_err(|e| UsageError(e.to_string()))?;
         let options = ProbeOptions {
             connect_timeout: self.timeout,
             max_in_flight: self.max_in_flight,
@@ -154,7 +160,7 @@ impl StartArgs {
         Ok(v1::StartScanRequest {
             targets,
             exclude: self.exclude.clone(),
-            ports: self.ports.clone(),
+            ports,
             options: Some((&options).into()),
             allow_huge: self.allow_huge,
             label: self.label.clone(),
