@@ -160,12 +160,10 @@ fn imap(rest: &str) -> ServiceFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::matched;
 
     fn facts(probe: Option<&str>, bytes: &[u8]) -> ServiceFacts {
-        match parse(probe, bytes) {
-            Verdict::Match(f) => f,
-            other => panic!("{other:?}"),
-        }
+        matched(parse(probe, bytes))
     }
 
     #[test]

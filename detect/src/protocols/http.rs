@@ -204,12 +204,10 @@ fn json_string_after(body: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::matched;
 
     fn facts(bytes: &[u8]) -> ServiceFacts {
-        match parse(None, bytes) {
-            Verdict::Match(f) => f,
-            other => panic!("{other:?}"),
-        }
+        matched(parse(None, bytes))
     }
 
     #[test]

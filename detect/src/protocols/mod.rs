@@ -81,6 +81,15 @@ pub fn parse(probe: Option<&str>, bytes: &[u8]) -> Verdict {
     parsers.iter().map(|p| p(probe, bytes)).find(|v| !v.is_no()).unwrap_or(Verdict::No)
 }
 
+/// The facts of a match; panics on anything else (tests only).
+#[cfg(test)]
+pub(crate) fn matched(v: Verdict) -> ServiceFacts {
+    match v {
+        Verdict::Match(f) => f,
+        other => panic!("expected a match, got {other:?}"),
+    }
+}
+
 /// A TLS record header: handshake or alert, SSL 3.0 to TLS 1.3 record versions.
 pub fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x15 | 0x16, 0x03, 0x00..=0x04, ..])

@@ -51,12 +51,10 @@ pub fn parse(_probe: Option<&str>, bytes: &[u8]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::matched;
 
     fn facts(bytes: &[u8]) -> ServiceFacts {
-        match parse(None, bytes) {
-            Verdict::Match(f) => f,
-            other => panic!("{other:?}"),
-        }
+        matched(parse(None, bytes))
     }
 
     #[test]

@@ -40,7 +40,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
@@ -66,22 +66,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The Debian packages `.ci/run` installs for the service lab.
 pub const PACKAGES_FILE: &str = include_str!("../../lab-services.packages");
 
-/// Transport protocol of a service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
-    }
-}
+/// Transport protocol of a service port: the product's own.
+pub use vantage_shared::Proto;
 
 /// One port of the services host and the daemon behind it: the ground
 /// truth a service scan is judged against.
