@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use vantage_detect::nmap::ProbeDb;
+use vantage_detect::nmap::{LoadReport, ProbeDb};
 use vantage_shared::{TargetSet, TargetSpec};
 
 use crate::policy::LocalPolicy;
@@ -111,29 +111,34 @@ impl AgentArgs {
             policy: LocalPolicy::new(allow, deny),
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
-            service_probes: self.service_probes.as_deref().map(load_service_probes).transpose()?,
+            service_probes: self.service_probes.as_deref().map(load_service_probes).transpose()?.map(|(db, _)| db),
         })
     }
 }
 
 /// Loads an nmap-service-probes file and logs what loaded. Lines that
 /// cannot be used are listed (a few at most) and left out; the rest is used.
-pub fn load_service_probes(path: &Path) -> Result<Arc<ProbeDb>, ConfigError> {
+pub fn load_service_probes(path: &Path) -> Result<(Arc<ProbeDb>, LoadReport), ConfigError> {
     let started = std::time::Instant::now();
     let (db, report) = ProbeDb::load(path)
         .map_err(|source| ConfigError::ServiceProbes { path: path.display().to_string(), source })?;
-    tracing::info!(
-        path = %path.display(),
-        probes = report.probes,
-        patterns_compiled = report.patterns_compiled,
-        patterns_failed = report.patterns_failed.len(),
-        elapsed = ?started.elapsed(),
-        "loaded nmap service probes"
-    );
+    tracing::info!(path = %path.display(), elapsed = ?started.elapsed(), "{}", load_summary(&report));
     for problem in report.patterns_failed.iter().chain(&report.errors).take(5) {
         tracing::warn!(path = %path.display(), "{problem}");
     }
-    Ok(Arc::new(db))
+    Ok((Arc::new(db), report))
+}
+
+/// One line on what an nmap-service-probes file gave.
+pub fn load_summary(report: &LoadReport) -> String {
+    let patterns = report.match_lines + report.softmatch_lines;
+    format!(
+        "nmap service probes: {} probes, {} of {} match patterns compiled, {} lines left out",
+        report.probes,
+        report.patterns_compiled,
+        patterns,
+        report.patterns_failed.len() + report.errors.len()
+    )
 }
 
 fn default_name() -> String {

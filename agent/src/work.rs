@@ -167,7 +167,7 @@ impl ShardRun {
             listen: o.banner_timeout,
             probe_wait: PROBE_WAIT.min(o.detect_timeout),
             keep_bytes: o.banner_max_bytes as usize,
-            ..DetectConfig::default()
+            max_bytes: o.detect_max_bytes as usize,
         };
         let detector = Detector::new(cfg);
         Some(Arc::new(match &self.service_probes {

@@ -22,6 +22,9 @@ use crate::plan::{self, Probe, Step};
 use crate::protocols::{self, Verdict};
 use crate::tls;
 
+/// Bytes one response may fill at most.
+pub const RESPONSE_MAX: usize = 16 * 1024;
+
 /// Limits of one conversation.
 #[derive(Debug, Clone)]
 pub struct DetectConfig {
@@ -32,7 +35,8 @@ pub struct DetectConfig {
     /// How long the first probe may wait for its answer; later probes wait
     /// less, in step with the measured round-trip time.
     pub probe_wait: Duration,
-    /// Bytes read from one response at most.
+    /// Bytes read in the whole conversation at most (one response reads
+    /// at most [`RESPONSE_MAX`] of them).
     pub max_bytes: usize,
     /// Bytes of the first response kept for the record.
     pub keep_bytes: usize,
@@ -44,7 +48,7 @@ impl Default for DetectConfig {
             total: Duration::from_secs(6),
             listen: Duration::from_millis(1500),
             probe_wait: Duration::from_secs(2),
-            max_bytes: 16 * 1024,
+            max_bytes: 64 * 1024,
             keep_bytes: 1024,
         }
     }
@@ -105,6 +109,7 @@ impl Detector {
             connections: 0,
             closed_unasked: false,
             soft: None,
+            bytes_left: self.cfg.max_bytes,
         };
         let mut facts = c.run(greeting).await;
         if facts.tls.is_none() {
@@ -154,6 +159,8 @@ struct Conversation<'a> {
     closed_unasked: bool,
     /// The service an nmap soft match named, while a hard match is sought.
     soft: Option<String>,
+    /// What is left of the conversation's byte budget.
+    bytes_left: usize,
 }
 
 impl Conversation<'_> {
@@ -189,7 +196,7 @@ impl Conversation<'_> {
         let mut steps: VecDeque<Step> = plan::tcp_plan(port).into();
         let (mut tls_tried, mut first_probe) = (false, true);
         while let Some(step) = steps.pop_front() {
-            if Instant::now() >= self.deadline {
+            if self.spent() {
                 break;
             }
             let outcome = match step {
@@ -225,6 +232,11 @@ impl Conversation<'_> {
         if first { full } else { (self.rtt * 8 + Duration::from_millis(250)).min(full) }
     }
 
+    /// Out of time or out of bytes: the conversation is over.
+    fn spent(&self) -> bool {
+        Instant::now() >= self.deadline || self.bytes_left == 0
+    }
+
     fn until(&self, d: Duration) -> Instant {
         self.deadline.min(Instant::now() + d)
     }
@@ -257,7 +269,7 @@ impl Conversation<'_> {
     /// Reads one response: until `until` for the first byte, then until the
     /// peer pauses, closes, or the byte cap is reached.
     async fn read(&mut self, s: &mut Stream, until: Instant) -> Response {
-        let max = self.cfg().max_bytes;
+        let max = RESPONSE_MAX.min(self.bytes_left);
         let idle = (self.rtt * 4).clamp(Duration::from_millis(80), Duration::from_millis(500));
         let mut bytes = Vec::new();
         let mut chunk = vec![0u8; 4096];
@@ -272,6 +284,7 @@ impl Conversation<'_> {
                     break;
                 }
                 Ok(Ok(n)) => {
+                    self.bytes_left -= n;
                     bytes.extend_from_slice(&chunk[..n]);
                     wait_until = until.min(Instant::now() + idle);
                 }
@@ -356,7 +369,7 @@ impl Conversation<'_> {
         let (db, intensity) = self.det.nmap.clone()?;
         let probes = db.probes_for_tunnel(Proto::Tcp, self.addr.port(), intensity, layer == Layer::Tls);
         for probe in probes.into_iter().filter(|p| !p.is_null() && p.name() != "GetRequest") {
-            if Instant::now() >= self.deadline {
+            if self.spent() {
                 break;
             }
             let mut s = self.open(layer).await?;
@@ -400,7 +413,7 @@ impl Conversation<'_> {
     /// SMTPS greet), then the inner plan.
     async fn inside_tls(&mut self) -> Outcome {
         let Some(mut s) = self.open(Layer::Tls).await else {
-            return if Instant::now() >= self.deadline { Outcome::Stop } else { Outcome::Nothing };
+            return if self.spent() { Outcome::Stop } else { Outcome::Nothing };
         };
         let until = self.until(Duration::from_millis(250).min(self.cfg().listen));
         let greeting = self.read(&mut s, until).await;

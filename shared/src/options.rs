@@ -59,6 +59,13 @@ pub struct ProbeOptions {
     /// Which probes of an nmap-service-probes file to try (rarity at most this, 0-9).
     #[serde(default = "default_intensity")]
     pub version_intensity: u32,
+    /// Cap on the bytes one port's detection conversation reads.
+    #[serde(default = "default_detect_max_bytes")]
+    pub detect_max_bytes: u32,
+}
+
+fn default_detect_max_bytes() -> u32 {
+    64 * 1024
 }
 
 fn yes() -> bool {
@@ -87,6 +94,7 @@ impl Default for ProbeOptions {
             detect: true,
             detect_timeout: default_detect_timeout(),
             version_intensity: default_intensity(),
+            detect_max_bytes: default_detect_max_bytes(),
         }
     }
 }
@@ -110,6 +118,7 @@ impl From<&ProbeOptions> for v1::ProbeOptions {
             detect: o.detect,
             detect_timeout: Some(duration_to_wire(o.detect_timeout)),
             version_intensity: o.version_intensity,
+            detect_max_bytes: o.detect_max_bytes,
         }
     }
 }
@@ -140,6 +149,7 @@ impl From<&v1::ProbeOptions> for ProbeOptions {
                 .filter(|d| !d.is_zero())
                 .unwrap_or(d.detect_timeout),
             version_intensity: w.version_intensity.min(9),
+            detect_max_bytes: nonzero(w.detect_max_bytes, d.detect_max_bytes),
         }
     }
 }

@@ -62,7 +62,10 @@ impl Connection {
         // Read before anything starts, so that a bad file costs nothing.
         let service_probes = match (&global.service_probes, needs) {
             (Some(path), Needs::Agent) => {
-                Some(vantage_agent::config::load_service_probes(path).map_err(|e| UsageError(e.to_string()))?)
+                let (db, report) =
+                    vantage_agent::config::load_service_probes(path).map_err(|e| UsageError(e.to_string()))?;
+                eprintln!("{}", vantage_agent::config::load_summary(&report));
+                Some(db)
             }
             _ => None,
         };

@@ -58,6 +58,9 @@ pub struct ProbeOptions {
     /// nmap-style intensity (0-9) for the probes of an nmap-service-probes file.
     #[prost(uint32, tag = "11")]
     pub version_intensity: u32,
+    /// Cap on the bytes one port's detection conversation reads.
+    #[prost(uint32, tag = "12")]
+    pub detect_max_bytes: u32,
 }
 /// What one agent saw at one (address, protocol, port).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

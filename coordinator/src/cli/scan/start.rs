@@ -77,6 +77,10 @@ pub struct StartArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "6s")]
     pub detect_timeout: Duration,
 
+    /// Bytes read from one open port at most while identifying its service.
+    #[arg(long, default_value_t = ProbeOptions::default().detect_max_bytes)]
+    pub detect_bytes: u32,
+
     /// How many probes of an nmap-service-probes file to try: 0 (likeliest
     /// only) to 9 (all). Needs `--service-probes` (embedded) or the agents'
     /// own `--service-probes`.
@@ -156,6 +160,7 @@ impl StartArgs {
             detect: !self.no_detect,
             detect_timeout: self.detect_timeout,
             version_intensity: self.version_intensity,
+            detect_max_bytes: self.detect_bytes,
         };
         Ok(v1::StartScanRequest {
             targets,
