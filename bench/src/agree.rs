@@ -146,6 +146,17 @@ impl Upstream {
         }
     }
 
+    /// For a sentence: who states the package's upstream version.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Upstream::Both => "both state the package's version",
+            Upstream::Vantage => "only Vantage states the package's version",
+            Upstream::Nmap => "only nmap states the package's version",
+            Upstream::Neither => "neither states the package's version",
+            Upstream::NoVersion => "neither gives a version",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Upstream::Both => "both",

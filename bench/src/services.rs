@@ -128,6 +128,8 @@ pub struct ToolSummary {
     pub tool: SvcTool,
     pub proto: Proto,
     pub ports: usize,
+    /// Ports its first good run reported open.
+    pub open: Option<usize>,
     pub runs: usize,
     /// Runs that finished or were killed at the limit (failed runs are left out).
     pub walls_s: Vec<f64>,
@@ -421,6 +423,7 @@ fn summarise(rows: &[TimingRow], tools: &[SvcTool]) -> Vec<ToolSummary> {
                 tool,
                 proto: tool.proto(),
                 ports: runs.first().map_or(0, |r| r.ports),
+                open: runs.iter().find_map(|r| r.open),
                 runs: runs.len(),
                 wall_median_s: median(&walls),
                 walls_s: walls,
@@ -549,8 +552,18 @@ fn secs(v: Option<f64>) -> String {
 
 /// The timing table: one row per tool, medians over its runs.
 pub fn timing_table(summary: &[ToolSummary], out: &mut impl Write) -> io::Result<()> {
-    const HEADER: [&str; 9] =
-        ["tool", "proto", "ports", "runs", "wall s (median)", "wall s (each run)", "CPU s", "max RSS MiB", "speedup"];
+    const HEADER: [&str; 10] = [
+        "tool",
+        "proto",
+        "ports",
+        "open",
+        "runs",
+        "wall s (median)",
+        "wall s (each run)",
+        "CPU s (median)",
+        "max RSS MiB",
+        "speedup",
+    ];
     let body: Vec<Vec<String>> = summary
         .iter()
         .map(|s| {
@@ -571,6 +584,7 @@ pub fn timing_table(summary: &[ToolSummary], out: &mut impl Write) -> io::Result
                 s.tool.name().to_string(),
                 s.proto.to_string(),
                 s.ports.to_string(),
+                s.open.map_or("-".into(), |o| o.to_string()),
                 s.runs.to_string(),
                 secs(s.wall_median_s),
                 each,
@@ -684,7 +698,7 @@ pub fn differences(rows: &[AgreementRow]) -> Vec<String> {
                 what.push(format!("version {}", r.version.name()));
             }
             format!(
-                "{}/{} {}{}: {}. Vantage: {}; nmap: {}; {} {} (upstream version matched by: {})",
+                "{}/{} {}{}: {}. Vantage: {}; nmap: {}; {} {}: {}",
                 r.proto,
                 r.port,
                 r.daemon,
@@ -694,7 +708,7 @@ pub fn differences(rows: &[AgreementRow]) -> Vec<String> {
                 side(r.nmap.as_ref()),
                 r.package,
                 r.dpkg_version,
-                r.upstream.name()
+                r.upstream.describe()
             )
         })
         .collect()
