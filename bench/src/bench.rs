@@ -120,7 +120,7 @@ fn run_tool(setup: &Setup<'_>, tool: Tool, workload: Workload, run: u32, limit: 
 
 /// Why a run counts as failed: killed at the limit, or a non-zero exit
 /// (with the error line of its stderr).
-fn failure(m: &Measured, limit: Duration) -> Option<String> {
+pub fn failure(m: &Measured, limit: Duration) -> Option<String> {
     if m.timed_out {
         return Some(format!("killed after {}", humantime::format_duration(limit)));
     }

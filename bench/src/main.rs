@@ -11,13 +11,17 @@
 //! * `heartbeat`: background traffic, so the lab is not unnaturally silent.
 //! * `report`: the table and the JSON rows.
 //! * `checks`: memory over 65,536 hosts, and rate caps, on a routed block.
+//! * `services`: service and version detection against `nmap -sV` on the
+//!   service lab's real daemons (`--services`); `agree` judges each port.
 
+mod agree;
 mod bench;
 mod checks;
 mod heartbeat;
 mod measure;
 mod parse;
 mod report;
+mod services;
 mod tools;
 mod workload;
 
@@ -27,6 +31,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::bench::BenchConfig;
+use crate::services::{ServicesConfig, SvcTool};
 use crate::tools::{Tool, ToolOptions};
 use crate::workload::Workload;
 
@@ -73,8 +78,26 @@ struct Args {
     masscan_wait: Duration,
     /// Instead of the tool comparison, measure these Vantage figures
     /// (comma-separated): memory, rate.
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "services")]
     checks: Vec<checks::Check>,
+    /// Instead of the tool comparison, compare service and version detection
+    /// with `nmap -sV` on the service lab (named `<lab>-svc`).
+    #[arg(long)]
+    services: bool,
+    /// The runs of --services, comma-separated, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "vantage,vantage+nmap-probes,nmap-sV,vantage-udp,nmap-sU-sV"
+    )]
+    service_tools: Vec<SvcTool>,
+    /// The nmap-service-probes file of the `vantage+nmap-probes` run.
+    #[arg(long, default_value = services::NMAP_PROBES)]
+    nmap_probes: PathBuf,
+    /// With --services: kill a UDP run after this long (TCP runs: --limit).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    udp_limit: Duration,
     /// Vantage's --timeout.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
     vantage_timeout: Duration,
@@ -111,6 +134,23 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if args.services {
+        anyhow::ensure!(args.runs >= 1 && !args.service_tools.is_empty(), "nothing to run");
+        let config = ServicesConfig {
+            tools: args.service_tools,
+            runs: args.runs,
+            lab: format!("{}-svc", args.lab),
+            limit: args.limit,
+            udp_limit: args.udp_limit,
+            nmap_probes: args.nmap_probes,
+        };
+        let result = services::run(&config)?;
+        services::print(&result, &mut std::io::stdout().lock())?;
+        if let Some(path) = args.json {
+            report::write_json(&result, &path)?;
+        }
+        return Ok(());
+    }
     if !args.checks.is_empty() {
         vantage_tests::lab::check().map_err(|why| anyhow::anyhow!("the checks need a lab and cannot: {why}"))?;
         for figure in checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage())? {

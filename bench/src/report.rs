@@ -50,22 +50,28 @@ fn cells(r: &Row) -> [String; 10] {
 
 /// Writes the rows as an aligned table.
 pub fn table(rows: &[Row], out: &mut impl Write) -> io::Result<()> {
-    let body: Vec<[String; 10]> = rows.iter().map(cells).collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &body {
+    let body: Vec<Vec<String>> = rows.iter().map(|r| cells(r).to_vec()).collect();
+    aligned(&HEADER, &body, out)
+}
+
+/// Writes `header` and `body` as columns padded to their widest cell, two
+/// spaces apart, with no trailing blanks.
+pub fn aligned(header: &[&str], body: &[Vec<String>], out: &mut impl Write) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in body {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let header = HEADER.map(String::from);
-    for row in std::iter::once(&header).chain(&body) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(body) {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         writeln!(out, "{}", line.join("  ").trim_end())?;
     }
     Ok(())
 }
 
-pub fn write_json(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+pub fn write_json(rows: &(impl Serialize + ?Sized), path: &Path) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(rows)?;
     std::fs::write(path, text + "\n").map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }
