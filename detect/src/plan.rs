@@ -183,6 +183,7 @@ pub fn port_guess(port: u16) -> Option<&'static str> {
         22 => "ssh",
         23 => "telnet",
         873 => "rsync",
+        9418 => "git",
         25 | 587 => "smtp",
         53 => "domain",
         80 | 8080 | 8000 => "http",
