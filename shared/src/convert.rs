@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vantage_proto::v1;
 
 use crate::addr::AddrRange;
+use crate::baseline::BaselineEntry;
 use crate::observation::{Observation, PortState, Proto};
 use crate::ports::{PortRange, PortSpec};
 use crate::scope::Scope;
@@ -184,6 +185,44 @@ impl TryFrom<&v1::Observation> for Observation {
             region: o.region.clone(),
             agent: o.agent.clone(),
             service: o.service.as_ref().map(Into::into),
+        })
+    }
+}
+
+impl From<&BaselineEntry> for v1::BaselineEntry {
+    fn from(e: &BaselineEntry) -> Self {
+        v1::BaselineEntry {
+            addr: addr_to_bytes(e.addr),
+            proto: v1::Proto::from(e.proto) as i32,
+            port: u32::from(e.port),
+            state: v1::PortState::from(e.state) as i32,
+            open_in: e.open_in.clone(),
+            service: e.service.as_ref().map(Into::into),
+            scan_id: e.scan_id,
+            seen_at: Some(time_to_wire(e.seen_at)),
+        }
+    }
+}
+
+impl TryFrom<&v1::BaselineEntry> for BaselineEntry {
+    type Error = ConvertError;
+    fn try_from(w: &v1::BaselineEntry) -> Result<Self, ConvertError> {
+        let o = Observation::try_from(&v1::Observation {
+            addr: w.addr.clone(),
+            proto: w.proto,
+            port: w.port,
+            state: w.state,
+            ..Default::default()
+        })?;
+        Ok(BaselineEntry {
+            addr: o.addr,
+            proto: o.proto,
+            port: o.port,
+            state: o.state,
+            open_in: w.open_in.clone(),
+            service: w.service.as_ref().map(Into::into),
+            scan_id: w.scan_id,
+            seen_at: time_from_wire(w.seen_at.as_ref()).unwrap_or(UNIX_EPOCH),
         })
     }
 }

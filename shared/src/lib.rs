@@ -12,15 +12,19 @@
 //! * [`observation`]: what an agent saw at one port.
 //! * [`service`]: what answers on an open port (service, product, version, category, TLS).
 //! * [`options`]: probe options, typed.
+//! * [`period`]: review periods (`2026-11`).
+//! * [`baseline`]: a period's merged exposures, what diffs compare.
 //! * [`shard`]: cutting a scan into work units.
 //! * [`assignment`]: a leased shard, as the agent receives it.
 //! * [`convert`]: the edge to the wire types of `vantage-proto`.
 
 pub mod addr;
 pub mod assignment;
+pub mod baseline;
 pub mod convert;
 pub mod observation;
 pub mod options;
+pub mod period;
 pub mod ports;
 pub mod scope;
 pub mod service;
@@ -29,8 +33,10 @@ pub mod target;
 
 pub use addr::AddrRange;
 pub use assignment::{Assignment, LeaseKey};
+pub use baseline::{BaselineEntry, PortKey};
 pub use observation::{Observation, PortState, Proto};
 pub use options::{ProbeOptions, ScanMode};
+pub use period::Period;
 pub use ports::PortSpec;
 pub use scope::{Scope, ScopeError};
 pub use service::{Access, Category, Method, ServiceFacts, TlsFacts};

@@ -8,6 +8,7 @@
 pub mod connect;
 pub mod fleet;
 pub mod output;
+pub mod review;
 pub mod scan;
 pub mod serve;
 
@@ -91,6 +92,12 @@ pub enum Command {
     /// The agents connected to a coordinator.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// What changed between two review periods: new and closed ports,
+    /// changed services, versions, certificates and reachability.
+    Diff(review::diff::DiffArgs),
+    /// Review periods' baselines (their newest TCP and UDP scans, merged across regions).
+    #[command(subcommand)]
+    Baseline(review::baseline::BaselineCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -105,6 +112,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(cmd) => scan::run(&cli.global, cmd).await,
         Command::Results(args) => scan::results::run(&cli.global, args).await,
         Command::Fleet(cmd) => fleet::run(&cli.global, cmd).await,
+        Command::Diff(args) => review::diff::run(&cli.global, args).await,
+        Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
     }
 }
 

@@ -1,19 +1,26 @@
-//! The operators' side of the coordinator: start, watch and read scans.
+//! The operators' side of the coordinator: start, watch and read scans;
+//! list baselines and diff them.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use std::collections::BTreeSet;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use vantage_proto::v1;
 use vantage_proto::v1::control_server::Control;
-use vantage_shared::{PortState, Scope};
+
+use vantage_shared::convert::{addr_to_bytes, time_to_wire};
+use vantage_shared::period::PeriodError;
+use vantage_shared::{BaselineEntry, Period, PortState, Scope};
 
 use super::planner;
 use super::scheduler::{Scheduler, status_of};
-use crate::store::{ShardState, ShardStats, Store, StoreError};
+use crate::review::baseline::{self, Sources};
+use crate::review::diff::{self, Change, ChangeKind};
+use crate::store::{BaselineRecord, ScanRecord, ShardState, ShardStats, Store, StoreError};
 
 pub struct ControlService {
     pub scheduler: Arc<Scheduler>,
@@ -122,6 +129,127 @@ impl Control for ControlService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_baselines(
+        &self,
+        _: Request<v1::ListBaselinesRequest>,
+    ) -> Result<Response<v1::ListBaselinesResponse>, Status> {
+        // Bring every period with finished scans up to date first.
+        let periods: BTreeSet<Period> = self.store.scans()?.iter().map(|s| s.period()).collect();
+        for period in periods {
+            baseline::current(&self.store, period).await?;
+        }
+        let all = self.store.baselines()?;
+        let baselines = all
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let current = all.get(i + 1).is_none_or(|next| next.period != b.period);
+                baseline_info(b, current)
+            })
+            .collect();
+        Ok(Response::new(v1::ListBaselinesResponse { baselines }))
+    }
+
+    type DiffStream = Boxed<v1::DiffEvent>;
+
+    async fn diff(&self, req: Request<v1::DiffRequest>) -> Result<Response<Self::DiffStream>, Status> {
+        let req = req.into_inner();
+        let from = self.side(&req.from_period, req.from_scan).await?;
+        let to = self.side(&req.to_period, req.to_scan).await?;
+        if let Side::Baseline(None) = &to {
+            return Err(Status::not_found(format!("nothing to compare: no finished scan in {}", req.to_period)));
+        };
+        let header = v1::DiffHeader { from: from.info(), to: to.info() };
+        let (tx, rx) = mpsc::channel(256);
+        let store = self.store.clone();
+        tx.send(Ok(v1::DiffEvent { body: Some(v1::diff_event::Body::Header(header)) })).await.ok();
+        tokio::task::spawn_blocking(move || {
+            for change in diff::diff(from.entries(&store), to.entries(&store)) {
+                let item =
+                    change.map(|c| v1::DiffEvent { body: Some(v1::diff_event::Body::Change(change_to_wire(&c))) });
+                if tx.blocking_send(item.map_err(Status::from)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// One side of a diff: a period's baseline (none yet: a first review), or one scan.
+enum Side {
+    Baseline(Option<BaselineRecord>),
+    Scan(ScanRecord),
+}
+
+impl Side {
+    fn info(&self) -> Option<v1::BaselineInfo> {
+        match self {
+            Side::Baseline(b) => b.as_ref().map(|b| baseline_info(b, true)),
+            Side::Scan(s) => Some(v1::BaselineInfo {
+                period: s.period().to_string(),
+                scans: vec![s.id],
+                built_at: s.finished_at.map(time_to_wire),
+                current: true,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn entries(&self, store: &Store) -> Box<dyn Iterator<Item = Result<BaselineEntry, StoreError>> + Send> {
+        match self {
+            Side::Baseline(None) => Box::new(std::iter::empty()),
+            Side::Baseline(Some(b)) => Box::new(store.baseline_entries(b.period, b.revision)),
+            Side::Scan(s) => Box::new(baseline::entries_of(store, Sources::scan(s))),
+        }
+    }
+}
+
+impl ControlService {
+    async fn side(&self, period: &str, scan: u64) -> Result<Side, Status> {
+        if scan != 0 {
+            let record = self.store.scan(scan)?.ok_or_else(|| Status::not_found(format!("no scan {scan}")))?;
+            if record.finished_at.is_none() {
+                return Err(Status::failed_precondition(format!("scan {scan} has not finished")));
+            }
+            return Ok(Side::Scan(record));
+        }
+        let period: Period = period.parse().map_err(|e: PeriodError| Status::invalid_argument(e.to_string()))?;
+        Ok(Side::Baseline(baseline::current(&self.store, period).await?))
+    }
+}
+
+fn baseline_info(b: &BaselineRecord, current: bool) -> v1::BaselineInfo {
+    v1::BaselineInfo {
+        period: b.period.to_string(),
+        revision: b.revision,
+        scans: b.scans.clone(),
+        regions: b.regions.clone(),
+        entries: b.entries,
+        built_at: Some(time_to_wire(b.built_at)),
+        current,
+    }
+}
+
+fn change_to_wire(c: &Change) -> v1::Change {
+    v1::Change {
+        kind: match c.kind {
+            ChangeKind::New => v1::ChangeKind::New,
+            ChangeKind::Closed => v1::ChangeKind::Closed,
+            ChangeKind::ServiceChanged => v1::ChangeKind::ServiceChanged,
+            ChangeKind::VersionChanged => v1::ChangeKind::VersionChanged,
+            ChangeKind::TlsChanged => v1::ChangeKind::TlsChanged,
+            ChangeKind::ReachabilityChanged => v1::ChangeKind::ReachabilityChanged,
+            ChangeKind::StateChanged => v1::ChangeKind::StateChanged,
+        } as i32,
+        addr: addr_to_bytes(c.addr),
+        proto: v1::Proto::from(c.proto) as i32,
+        port: u32::from(c.port),
+        before: c.before.clone(),
+        after: c.after.clone(),
+        confirmed: false,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use vantage_proto::v1;
 use vantage_shared::shard::{self, shard_count};
 use vantage_shared::target::TargetError;
-use vantage_shared::{PortSpec, ProbeOptions, Scope, ScopeError, TargetSet, TargetSpec};
+use vantage_shared::{Period, PortSpec, ProbeOptions, Scope, ScopeError, TargetSet, TargetSpec};
 
 use crate::store::{ScanRecord, ShardRecord, ShardState};
 
@@ -28,6 +28,8 @@ pub enum PlanError {
     Scope(#[from] ScopeError),
     #[error("scan too large: {shards} shards of {per_shard} probes; narrow the targets or ports")]
     TooLarge { shards: u128, per_shard: u64 },
+    #[error(transparent)]
+    Period(#[from] vantage_shared::period::PeriodError),
 }
 
 impl From<PlanError> for tonic::Status {
@@ -80,6 +82,8 @@ pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Res
         })
         .collect();
     let options = req.options.as_ref().map(ProbeOptions::from).unwrap_or_default();
+    let created_at = SystemTime::now();
+    let period = if req.period.is_empty() { Period::of(created_at) } else { req.period.parse()? };
     let record = ScanRecord {
         id: 0,
         label: req.label.clone(),
@@ -87,10 +91,11 @@ pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Res
         ports: ports.to_string(),
         scope: scope_file(scope),
         options,
-        created_at: SystemTime::now(),
+        created_at,
         finished_at: None,
         shards_total: shards.len() as u64,
         probes_total: clamp(targets.len().saturating_mul(u128::from(ports.len()))),
+        review_period: Some(period),
     };
     Ok(Plan { record, shards })
 }

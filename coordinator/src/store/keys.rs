@@ -1,9 +1,10 @@
 //! Key encodings: big-endian and fixed-width, so that sled's ordered
-//! iteration is the natural order (scan, then address, protocol, port).
+//! iteration is the natural order (scan or period and revision, then
+//! address, protocol, port).
 
 use std::net::IpAddr;
 
-use vantage_shared::Proto;
+use vantage_shared::{Period, Proto};
 
 pub fn scan_key(scan_id: u64) -> [u8; 8] {
     scan_id.to_be_bytes()
@@ -21,6 +22,30 @@ pub fn shard_key(scan_id: u64, shard_id: u64) -> [u8; 16] {
 pub fn observation_key(scan_id: u64, addr: IpAddr, proto: Proto, port: u16, region: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + 1 + 16 + 1 + 2 + region.len());
     k.extend_from_slice(&scan_id.to_be_bytes());
+    push_port_key(&mut k, addr, proto, port);
+    k.extend_from_slice(region.as_bytes());
+    k
+}
+
+/// (period, revision): a baseline revision, and the prefix of its entries.
+pub fn baseline_key(period: Period, revision: u32) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    k[..4].copy_from_slice(&period.number().to_be_bytes());
+    k[4..].copy_from_slice(&revision.to_be_bytes());
+    k
+}
+
+/// (period, revision, family, address, protocol, port): one baseline entry.
+pub fn baseline_entry_key(period: Period, revision: u32, addr: IpAddr, proto: Proto, port: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 1 + 16 + 1 + 2);
+    k.extend_from_slice(&baseline_key(period, revision));
+    push_port_key(&mut k, addr, proto, port);
+    k
+}
+
+/// Family, address as 16 bytes, protocol number, port: the order of
+/// [`vantage_shared::PortKey`].
+fn push_port_key(k: &mut Vec<u8>, addr: IpAddr, proto: Proto, port: u16) {
     match addr {
         IpAddr::V4(a) => {
             k.push(4);
@@ -37,8 +62,6 @@ pub fn observation_key(scan_id: u64, addr: IpAddr, proto: Proto, port: u16, regi
         Proto::Udp => 17,
     });
     k.extend_from_slice(&port.to_be_bytes());
-    k.extend_from_slice(region.as_bytes());
-    k
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use prost::Message;
 use vantage_proto::v1;
-use vantage_shared::Observation;
+use vantage_shared::{BaselineEntry, Observation, Period};
 
-pub use records::{ScanRecord, ShardRecord, ShardState, ShardStats};
+pub use records::{BaselineRecord, ScanRecord, ShardRecord, ShardState, ShardStats};
 
 /// Version of the layout below. Bump it with a forward migration.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -27,6 +27,10 @@ const TREE_META: &str = "meta";
 const TREE_SCANS: &str = "scans";
 const TREE_SHARDS: &str = "shards";
 const TREE_OBSERVATIONS: &str = "observations";
+const TREE_BASELINES: &str = "baselines";
+const TREE_BASELINE_ENTRIES: &str = "baseline_entries";
+/// Baseline entries written per sled batch.
+const BASELINE_BATCH: usize = 16 * 1024;
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_SCAN: &[u8] = b"last_scan_id";
 const LOCK_FILE: &str = "vantage.lock";
@@ -59,6 +63,8 @@ pub struct Store {
     scans: sled::Tree,
     shards: sled::Tree,
     observations: sled::Tree,
+    baselines: sled::Tree,
+    baseline_entries: sled::Tree,
 }
 
 impl Store {
@@ -87,6 +93,8 @@ impl Store {
             scans: db.open_tree(TREE_SCANS)?,
             shards: db.open_tree(TREE_SHARDS)?,
             observations: db.open_tree(TREE_OBSERVATIONS)?,
+            baselines: db.open_tree(TREE_BASELINES)?,
+            baseline_entries: db.open_tree(TREE_BASELINE_ENTRIES)?,
             meta,
             db,
             _lock: Arc::new(lock),
@@ -171,6 +179,67 @@ impl Store {
             let wire = v1::Observation::decode(v.as_ref())
                 .map_err(|e| StoreError::Decode { what: "observation", detail: e.to_string() })?;
             Observation::try_from(&wire).map_err(|e| StoreError::Decode { what: "observation", detail: e.to_string() })
+        })
+    }
+}
+
+impl Store {
+    /// Writes the entries of a baseline revision (blocking; in batches).
+    /// They stay invisible until [`Store::commit_baseline`] writes the
+    /// revision's record, so a build cut short leaves nothing half-visible.
+    pub fn put_baseline_entries(
+        &self,
+        period: Period,
+        revision: u32,
+        entries: impl Iterator<Item = Result<BaselineEntry, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let (mut batch, mut in_batch, mut total) = (sled::Batch::default(), 0, 0u64);
+        for e in entries {
+            let e = e?;
+            batch.insert(
+                keys::baseline_entry_key(period, revision, e.addr, e.proto, e.port),
+                v1::BaselineEntry::from(&e).encode_to_vec(),
+            );
+            (in_batch, total) = (in_batch + 1, total + 1);
+            if in_batch == BASELINE_BATCH {
+                self.baseline_entries.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        self.baseline_entries.apply_batch(batch)?;
+        Ok(total)
+    }
+
+    /// Makes a revision visible: its entries are flushed, then its record.
+    pub async fn commit_baseline(&self, record: &BaselineRecord) -> Result<(), StoreError> {
+        self.flush().await?;
+        self.baselines.insert(keys::baseline_key(record.period, record.revision), encode_json(record))?;
+        self.flush().await
+    }
+
+    /// Every baseline revision, by period then revision.
+    pub fn baselines(&self) -> Result<Vec<BaselineRecord>, StoreError> {
+        self.baselines.iter().map(|kv| decode_json(&kv?.1, "baseline")).collect()
+    }
+
+    /// The newest revision of a period's baseline.
+    pub fn current_baseline(&self, period: Period) -> Result<Option<BaselineRecord>, StoreError> {
+        let prefix = period.number().to_be_bytes();
+        self.baselines.scan_prefix(prefix).next_back().map(|kv| decode_json(&kv?.1, "baseline")).transpose()
+    }
+
+    /// The entries of one baseline revision, in (address, protocol, port) order.
+    pub fn baseline_entries(
+        &self,
+        period: Period,
+        revision: u32,
+    ) -> impl Iterator<Item = Result<BaselineEntry, StoreError>> + use<> {
+        self.baseline_entries.scan_prefix(keys::baseline_key(period, revision)).map(|kv| {
+            let (_, v) = kv?;
+            let wire = v1::BaselineEntry::decode(v.as_ref())
+                .map_err(|e| StoreError::Decode { what: "baseline entry", detail: e.to_string() })?;
+            BaselineEntry::try_from(&wire)
+                .map_err(|e| StoreError::Decode { what: "baseline entry", detail: e.to_string() })
         })
     }
 }

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use vantage_shared::ProbeOptions;
+use vantage_shared::{Period, ProbeOptions, ScanMode};
 
 /// One scan as planned, and when it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,36 @@ pub struct ScanRecord {
     pub finished_at: Option<SystemTime>,
     pub shards_total: u64,
     pub probes_total: u64,
+    /// The review period; scans stored before periods existed take the
+    /// month they were created in (see [`ScanRecord::period`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "period")]
+    pub review_period: Option<Period>,
+}
+
+impl ScanRecord {
+    /// The review period the scan belongs to.
+    pub fn period(&self) -> Period {
+        self.review_period.unwrap_or_else(|| Period::of(self.created_at))
+    }
+
+    /// Baselines keep one scan per family: TCP (connect, SYN) and UDP.
+    pub fn is_udp(&self) -> bool {
+        self.options.mode == ScanMode::Udp
+    }
+}
+
+/// One revision of a period's baseline. Rebuilding a period (a newer scan
+/// finished) adds a revision; earlier ones stay, as history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineRecord {
+    pub period: Period,
+    pub revision: u32,
+    /// The scans merged into it, ascending.
+    pub scans: Vec<u64>,
+    /// Regions whose observations it holds, sorted.
+    pub regions: Vec<String>,
+    pub entries: u64,
+    pub built_at: SystemTime,
 }
 
 /// Where a shard is in its life.

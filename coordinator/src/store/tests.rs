@@ -30,6 +30,7 @@ fn scan(id: u64) -> ScanRecord {
         created_at: SystemTime::now(),
         finished_at: None,
         shards_total: 1,
+        review_period: None,
         probes_total: 10,
     }
 }

@@ -340,6 +340,9 @@ pub struct StartScanRequest {
     pub allow_huge: bool,
     #[prost(string, tag = "6")]
     pub label: ::prost::alloc::string::String,
+    /// The review period (YYYY-MM); empty for the current month (UTC).
+    #[prost(string, tag = "7")]
+    pub period: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StartScanResponse {
@@ -435,6 +438,108 @@ pub struct ListResultsRequest {
     /// Open ports and answers-all hosts only, unless this is set.
     #[prost(bool, tag = "2")]
     pub include_closed: bool,
+}
+/// One (address, protocol, port) of a period's baseline, as stored.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BaselineEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    pub addr: ::prost::alloc::vec::Vec<u8>,
+    #[prost(enumeration = "Proto", tag = "2")]
+    pub proto: i32,
+    #[prost(uint32, tag = "3")]
+    pub port: u32,
+    /// OPEN, or ANSWERS_ALL for a host that answers on (nearly) every port.
+    #[prost(enumeration = "PortState", tag = "4")]
+    pub state: i32,
+    /// Regions that saw it, sorted.
+    #[prost(string, repeated, tag = "5")]
+    pub open_in: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(message, optional, tag = "6")]
+    pub service: ::core::option::Option<ServiceFacts>,
+    #[prost(uint64, tag = "7")]
+    pub scan_id: u64,
+    #[prost(message, optional, tag = "8")]
+    pub seen_at: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BaselineInfo {
+    #[prost(string, tag = "1")]
+    pub period: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "2")]
+    pub revision: u32,
+    /// The scans merged into it.
+    #[prost(uint64, repeated, tag = "3")]
+    pub scans: ::prost::alloc::vec::Vec<u64>,
+    #[prost(string, repeated, tag = "4")]
+    pub regions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(uint64, tag = "5")]
+    pub entries: u64,
+    #[prost(message, optional, tag = "6")]
+    pub built_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// False for an earlier revision kept in history.
+    #[prost(bool, tag = "7")]
+    pub current: bool,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListBaselinesRequest {}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListBaselinesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub baselines: ::prost::alloc::vec::Vec<BaselineInfo>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DiffRequest {
+    /// Periods (YYYY-MM) or, instead, scan ids.
+    #[prost(string, tag = "1")]
+    pub from_period: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub to_period: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub from_scan: u64,
+    #[prost(uint64, tag = "4")]
+    pub to_scan: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Change {
+    #[prost(enumeration = "ChangeKind", tag = "1")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub addr: ::prost::alloc::vec::Vec<u8>,
+    #[prost(enumeration = "Proto", tag = "3")]
+    pub proto: i32,
+    #[prost(uint32, tag = "4")]
+    pub port: u32,
+    #[prost(string, tag = "5")]
+    pub before: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub after: ::prost::alloc::string::String,
+    /// Re-probed (and from a second region where there is one) and still true.
+    #[prost(bool, tag = "7")]
+    pub confirmed: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DiffEvent {
+    #[prost(oneof = "diff_event::Body", tags = "1, 2")]
+    pub body: ::core::option::Option<diff_event::Body>,
+}
+/// Nested message and enum types in `DiffEvent`.
+pub mod diff_event {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Body {
+        /// First: what is compared.
+        #[prost(message, tag = "1")]
+        Header(super::DiffHeader),
+        #[prost(message, tag = "2")]
+        Change(super::Change),
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DiffHeader {
+    /// Absent when there is nothing to compare with (a first review).
+    #[prost(message, optional, tag = "1")]
+    pub from: ::core::option::Option<BaselineInfo>,
+    #[prost(message, optional, tag = "2")]
+    pub to: ::core::option::Option<BaselineInfo>,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -648,6 +753,51 @@ impl DetectMethod {
             "DETECT_METHOD_PROBED" => Some(Self::Probed),
             "DETECT_METHOD_NMAP" => Some(Self::Nmap),
             "DETECT_METHOD_PORT_GUESS" => Some(Self::PortGuess),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum ChangeKind {
+    Unspecified = 0,
+    New = 1,
+    Closed = 2,
+    ServiceChanged = 3,
+    VersionChanged = 4,
+    TlsChanged = 5,
+    ReachabilityChanged = 6,
+    /// Open port \<-> host answering on every port.
+    StateChanged = 7,
+}
+impl ChangeKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "CHANGE_KIND_UNSPECIFIED",
+            Self::New => "CHANGE_KIND_NEW",
+            Self::Closed => "CHANGE_KIND_CLOSED",
+            Self::ServiceChanged => "CHANGE_KIND_SERVICE_CHANGED",
+            Self::VersionChanged => "CHANGE_KIND_VERSION_CHANGED",
+            Self::TlsChanged => "CHANGE_KIND_TLS_CHANGED",
+            Self::ReachabilityChanged => "CHANGE_KIND_REACHABILITY_CHANGED",
+            Self::StateChanged => "CHANGE_KIND_STATE_CHANGED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "CHANGE_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "CHANGE_KIND_NEW" => Some(Self::New),
+            "CHANGE_KIND_CLOSED" => Some(Self::Closed),
+            "CHANGE_KIND_SERVICE_CHANGED" => Some(Self::ServiceChanged),
+            "CHANGE_KIND_VERSION_CHANGED" => Some(Self::VersionChanged),
+            "CHANGE_KIND_TLS_CHANGED" => Some(Self::TlsChanged),
+            "CHANGE_KIND_REACHABILITY_CHANGED" => Some(Self::ReachabilityChanged),
+            "CHANGE_KIND_STATE_CHANGED" => Some(Self::StateChanged),
             _ => None,
         }
     }
@@ -1172,6 +1322,54 @@ pub mod control_client {
                 .insert(GrpcMethod::new("vantage.v1.Control", "ListResults"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// The periods' baselines (current revision and history).
+        pub async fn list_baselines(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListBaselinesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListBaselinesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/ListBaselines",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "ListBaselines"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// What changed between two baselines (or two scans), in (address,
+        /// protocol, port) order. Builds a baseline first where it is out of date.
+        pub async fn diff(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DiffRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::DiffEvent>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/vantage.v1.Control/Diff");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("vantage.v1.Control", "Diff"));
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1233,6 +1431,26 @@ pub mod control_server {
             tonic::Response<Self::ListResultsStream>,
             tonic::Status,
         >;
+        /// The periods' baselines (current revision and history).
+        async fn list_baselines(
+            &self,
+            request: tonic::Request<super::ListBaselinesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListBaselinesResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the Diff method.
+        type DiffStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::DiffEvent, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// What changed between two baselines (or two scans), in (address,
+        /// protocol, port) order. Builds a baseline first where it is out of date.
+        async fn diff(
+            &self,
+            request: tonic::Request<super::DiffRequest>,
+        ) -> std::result::Result<tonic::Response<Self::DiffStream>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ControlServer<T> {
@@ -1518,6 +1736,97 @@ pub mod control_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListResultsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/ListBaselines" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListBaselinesSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::UnaryService<super::ListBaselinesRequest>
+                    for ListBaselinesSvc<T> {
+                        type Response = super::ListBaselinesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListBaselinesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::list_baselines(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListBaselinesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/Diff" => {
+                    #[allow(non_camel_case_types)]
+                    struct DiffSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::ServerStreamingService<super::DiffRequest>
+                    for DiffSvc<T> {
+                        type Response = super::DiffEvent;
+                        type ResponseStream = T::DiffStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::DiffRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::diff(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DiffSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use vantage_proto::v1;
-use vantage_shared::{PortSpec, ProbeOptions, ScanMode, TargetSpec};
+use vantage_shared::{Period, PortSpec, ProbeOptions, ScanMode, TargetSpec};
 
 use super::{results, watch};
 use crate::cli::connect::{Connection, Needs};
@@ -87,6 +87,12 @@ pub struct StartArgs {
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub version_intensity: u32,
 
+    /// The review period (month) the scan belongs to, e.g. 2026-11
+    /// [default: the current month, UTC]. A period's baseline is made of its
+    /// newest finished TCP and UDP scans.
+    #[arg(long)]
+    pub period: Option<String>,
+
     /// A label to recognise the scan by in `vantage scan list`.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -162,7 +168,12 @@ impl StartArgs {
             version_intensity: self.version_intensity,
             detect_max_bytes: self.detect_bytes,
         };
+        let period = match &self.period {
+            Some(p) => p.parse::<Period>().map_err(|e| UsageError(e.to_string()))?.to_string(),
+            None => String::new(),
+        };
         Ok(v1::StartScanRequest {
+            period,
             targets,
             exclude: self.exclude.clone(),
             ports,

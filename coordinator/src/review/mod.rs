@@ -1,0 +1,7 @@
+//! The monthly review: periods' baselines and what changed between them.
+//!
+//! * [`baseline`]: building a period's baseline from its latest scans, merged across regions.
+//! * [`diff`]: the typed changes between two baselines, as a merge-join.
+
+pub mod baseline;
+pub mod diff;
