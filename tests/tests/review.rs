@@ -1,0 +1,113 @@
+//! The monthly review end to end on loopback: scans in two periods, the
+//! periods' baselines, and the diff between them (real binary, real store).
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use vantage_tests::bins;
+use vantage_tests::proc::run;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn vantage(data: &Path, args: &[&str]) -> std::process::Output {
+    run(Command::new(bins::vantage()).arg("--data-dir").arg(data).args(args), LIMIT)
+}
+
+fn json(data: &Path, args: &[&str]) -> Value {
+    let out = vantage(data, args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+fn listen(n: usize) -> Vec<TcpListener> {
+    (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect()
+}
+
+fn port(l: &TcpListener) -> u16 {
+    l.local_addr().unwrap().port()
+}
+
+fn scan(data: &Path, ports: &[u16], period: &str) {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let args =
+        ["scan", "--targets", "127.0.0.1", "--ports", &list.join(","), "--period", period, "--detect-timeout", "1s"];
+    let out = vantage(data, &args);
+    assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// (kind, port) of each change in a diff document.
+fn changes(doc: &Value) -> BTreeSet<(String, u16)> {
+    doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["confirmed"], false, "nothing is confirmed without a re-probe: {c}");
+            (c["kind"].as_str().unwrap().to_string(), c["port"].as_u64().unwrap() as u16)
+        })
+        .collect()
+}
+
+#[test]
+fn diff_between_two_periods_and_baseline_history() {
+    let data = tempfile::tempdir().unwrap();
+    let stay = listen(2);
+    let go = listen(2);
+    let late = listen(2);
+    let all: Vec<u16> = stay.iter().chain(&go).chain(&late).map(port).collect();
+    let (go_ports, late_ports): (Vec<u16>, Vec<u16>) = (go.iter().map(port).collect(), late.iter().map(port).collect());
+
+    // October: `stay` and `go` listen; `late` not yet.
+    drop(late);
+    scan(data.path(), &all, "2026-10");
+    // November: `go` is gone, `late` has come.
+    drop(go);
+    let late: Vec<TcpListener> = late_ports.iter().map(|p| TcpListener::bind(("127.0.0.1", *p)).unwrap()).collect();
+    scan(data.path(), &all, "2026-11");
+
+    let doc = json(data.path(), &["diff", "2026-10", "2026-11", "--format", "json"]);
+    let want: BTreeSet<(String, u16)> = go_ports
+        .iter()
+        .map(|p| ("closed".to_string(), *p))
+        .chain(late_ports.iter().map(|p| ("new".to_string(), *p)))
+        .collect();
+    assert_eq!(changes(&doc), want);
+    assert_eq!(doc["from"]["period"], "2026-10");
+    assert_eq!(doc["to"]["entries"], 4);
+
+    // The first review has nothing before it: everything is new.
+    let first = json(data.path(), &["diff", "2026-09", "2026-10", "--format", "json"]);
+    assert!(first["from"].is_null());
+    assert_eq!(changes(&first).len(), 4);
+    assert!(changes(&first).iter().all(|(kind, _)| kind == "new"));
+
+    // Re-running November replaces its baseline on purpose and keeps the old one.
+    drop(late);
+    scan(data.path(), &all, "2026-11");
+    let list = json(data.path(), &["baseline", "list", "--format", "json"]);
+    let november: Vec<&Value> = list.as_array().unwrap().iter().filter(|b| b["period"] == "2026-11").collect();
+    assert_eq!(november.len(), 2, "{list}");
+    assert_eq!((november[0]["revision"].as_u64(), november[0]["current"].as_bool()), (Some(1), Some(false)));
+    assert_eq!((november[1]["revision"].as_u64(), november[1]["current"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(november[1]["entries"], 2);
+    drop(stay);
+}
+
+#[test]
+fn bad_periods_are_usage_errors() {
+    let data = tempfile::tempdir().unwrap();
+    for args in [&["diff", "2026-13", "2026-11"][..], &["diff", "2026-11", "2026-10"], &["diff", "2026-10", "2026-11"]]
+    {
+        let out = vantage(data.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+    let out = vantage(data.path(), &["scan", "--targets", "127.0.0.1", "--ports", "1", "--period", "November"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM"));
+}
