@@ -111,3 +111,37 @@ fn bad_periods_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM"));
 }
+
+#[test]
+fn an_imported_nmap_report_is_the_first_baseline() {
+    let data = tempfile::tempdir().unwrap();
+    let kept = listen(1);
+    let (kept_port, gone_port) = (port(&kept[0]), port(&listen(1)[0]));
+    // September, as an earlier nmap run saw it: both ports open, one with a service.
+    let xml = format!(
+        r#"<?xml version="1.0"?><nmaprun scanner="nmap"><host endtime="1788000000">
+<address addr="127.0.0.1" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="{kept_port}"><state state="open"/></port>
+<port protocol="tcp" portid="{gone_port}"><state state="open"/><service name="ssh" product="OpenSSH" version="9.2p1" method="probed"><cpe>cpe:/a:openbsd:openssh:9.2p1</cpe></service></port>
+</ports></host></nmaprun>"#
+    );
+    let report = data.path().join("september.xml");
+    std::fs::write(&report, xml).unwrap();
+    let out = vantage(data.path(), &["import", "nmap-xml", report.to_str().unwrap(), "--period", "2026-09"]);
+    assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imported 2 open ports"));
+
+    scan(data.path(), &[kept_port, gone_port], "2026-10");
+    let doc = json(data.path(), &["diff", "2026-09", "2026-10", "--format", "json"]);
+    assert_eq!(changes(&doc), BTreeSet::from([("closed".to_string(), gone_port)]));
+    assert_eq!(doc["from"]["regions"][0], "nmap-import");
+
+    // A file that is not an nmap report is refused, and nothing is stored.
+    std::fs::write(&report, "<html><body>not nmap</body></html>").unwrap();
+    let out = vantage(data.path(), &["import", "nmap-xml", report.to_str().unwrap(), "--period", "2026-08"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an nmap XML report"));
+    let list = json(data.path(), &["baseline", "list", "--format", "json"]);
+    assert!(list.as_array().unwrap().iter().all(|b| b["period"] != "2026-08"));
+    drop(kept);
+}

@@ -98,6 +98,9 @@ pub enum Command {
     /// Review periods' baselines (their newest TCP and UDP scans, merged across regions).
     #[command(subcommand)]
     Baseline(review::baseline::BaselineCommand),
+    /// History from elsewhere: an nmap XML report as a period's baseline.
+    #[command(subcommand)]
+    Import(review::import::ImportCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -114,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fleet(cmd) => fleet::run(&cli.global, cmd).await,
         Command::Diff(args) => review::diff::run(&cli.global, args).await,
         Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
+        Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
     }
 }
 

@@ -2,15 +2,17 @@
 //! in constant memory, whatever the size of the baselines.
 //!
 //! For a key in both, facts are compared only where both sides have them
-//! (a scan without detection changes no service).
+//! (a scan without detection changes no service, a name guessed from the
+//! port number is no evidence, an imported report has no certificate).
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::iter::Peekable;
 use std::net::IpAddr;
 
 use serde::Serialize;
-use vantage_shared::{BaselineEntry, PortState, Proto, ServiceFacts};
+use vantage_shared::{BaselineEntry, Method, PortState, Proto, ServiceFacts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,7 +60,17 @@ where
     A: Iterator<Item = Result<BaselineEntry, E>>,
     B: Iterator<Item = Result<BaselineEntry, E>>,
 {
-    Diff { before: before.peekable(), after: after.peekable(), pending: Vec::new(), failed: false }
+    Diff { before: before.peekable(), after: after.peekable(), pending: Vec::new(), failed: false, regions: None }
+}
+
+impl<A: Iterator, B: Iterator> Diff<A, B> {
+    /// Compares reachability over these regions only: those both sides
+    /// scanned from. (An imported report's source, or a region added this
+    /// month, is no change of reachability.)
+    pub fn regions(mut self, common: BTreeSet<String>) -> Self {
+        self.regions = Some(common);
+        self
+    }
 }
 
 pub struct Diff<A: Iterator, B: Iterator> {
@@ -67,6 +79,7 @@ pub struct Diff<A: Iterator, B: Iterator> {
     /// Changes of the current key not yet handed out (in reverse).
     pending: Vec<Change>,
     failed: bool,
+    regions: Option<BTreeSet<String>>,
 }
 
 impl<E, A, B> Iterator for Diff<A, B>
@@ -110,7 +123,7 @@ where
                 }
                 Ordering::Equal => {
                     let (Some(Ok(b)), Some(Ok(a))) = (self.before.next(), self.after.next()) else { unreachable!() };
-                    self.pending = compare(&b, &a);
+                    self.pending = compare(&b, &a, self.regions.as_ref());
                     self.pending.reverse();
                 }
             }
@@ -130,25 +143,37 @@ impl Change {
     }
 }
 
-/// The differences between two entries of the same key.
-pub fn compare(before: &BaselineEntry, after: &BaselineEntry) -> Vec<Change> {
+/// The differences between two entries of the same key; reachability over
+/// `regions` only, when given.
+pub fn compare(before: &BaselineEntry, after: &BaselineEntry, regions: Option<&BTreeSet<String>>) -> Vec<Change> {
     let mut out = Vec::new();
     if before.state != after.state {
         out.push(change(ChangeKind::StateChanged, after, state_word(before.state), state_word(after.state)));
     }
-    if let (Some(b), Some(a)) = (&before.service, &after.service) {
-        if b.service != a.service {
+    // A name guessed from the port number says nothing about a change.
+    let known = |f: &Option<ServiceFacts>| f.clone().filter(|f| f.method != Method::PortGuess);
+    if let (Some(b), Some(a)) = (known(&before.service), known(&after.service)) {
+        let (b, a) = (&b, &a);
+        if b.display_service() != a.display_service() {
             out.push(change(ChangeKind::ServiceChanged, after, facts_words(b), facts_words(a)));
         } else if b.product != a.product || b.version != a.version {
             out.push(change(ChangeKind::VersionChanged, after, facts_words(b), facts_words(a)));
         }
-        let fingerprint = |f: &ServiceFacts| f.tls.as_ref().map(|t| t.sha256.clone());
-        if fingerprint(b) != fingerprint(a) {
+        // Certificates are compared where both sides recorded one (an imported
+        // nmap report has none).
+        let fingerprint = |f: &ServiceFacts| f.tls.as_ref().map(|t| t.sha256.clone()).filter(|s| !s.is_empty());
+        if let (Some(fb), Some(fa)) = (fingerprint(b), fingerprint(a))
+            && fb != fa
+        {
             out.push(change(ChangeKind::TlsChanged, after, tls_words(b), tls_words(a)));
         }
     }
-    if before.open_in != after.open_in {
-        out.push(change(ChangeKind::ReachabilityChanged, after, before.open_in.join(","), after.open_in.join(",")));
+    let seen = |e: &BaselineEntry| -> Vec<String> {
+        e.open_in.iter().filter(|r| regions.is_none_or(|set| set.contains(*r))).cloned().collect()
+    };
+    let (b, a) = (seen(before), seen(after));
+    if b != a {
+        out.push(change(ChangeKind::ReachabilityChanged, after, b.join(","), a.join(",")));
     }
     out
 }

@@ -2,6 +2,8 @@
 //!
 //! * [`baseline`]: building a period's baseline from its latest scans, merged across regions.
 //! * [`diff`]: the typed changes between two baselines, as a merge-join.
+//! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
 
 pub mod baseline;
 pub mod diff;
+pub mod import;

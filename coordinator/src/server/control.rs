@@ -8,7 +8,7 @@ use futures::Stream;
 use std::collections::BTreeSet;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use vantage_proto::v1;
 use vantage_proto::v1::control_server::Control;
 
@@ -166,7 +166,11 @@ impl Control for ControlService {
         let store = self.store.clone();
         tx.send(Ok(v1::DiffEvent { body: Some(v1::diff_event::Body::Header(header)) })).await.ok();
         tokio::task::spawn_blocking(move || {
-            for change in diff::diff(from.entries(&store), to.entries(&store)) {
+            let mut changes = diff::diff(from.entries(&store), to.entries(&store));
+            if let (Some(f), Some(t)) = (from.regions(), to.regions()) {
+                changes = changes.regions(f.intersection(&t).cloned().collect());
+            }
+            for change in changes {
                 let item =
                     change.map(|c| v1::DiffEvent { body: Some(v1::diff_event::Body::Change(change_to_wire(&c))) });
                 if tx.blocking_send(item.map_err(Status::from)).is_err() {
@@ -175,6 +179,41 @@ impl Control for ControlService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn import_baseline(
+        &self,
+        req: Request<Streaming<v1::ImportMessage>>,
+    ) -> Result<Response<v1::BaselineInfo>, Status> {
+        let mut stream = req.into_inner();
+        let Some(v1::ImportMessage { body: Some(v1::import_message::Body::Header(header)) }) = stream.message().await?
+        else {
+            return Err(Status::invalid_argument("an import starts with its header"));
+        };
+        let period: Period = header.period.parse().map_err(|e: PeriodError| Status::invalid_argument(e.to_string()))?;
+        let revision = self.store.current_baseline(period)?.map_or(1, |b| b.revision + 1);
+        let mut entries = 0;
+        while let Some(msg) = stream.message().await? {
+            let Some(v1::import_message::Body::Entries(chunk)) = msg.body else {
+                return Err(Status::invalid_argument("one header per import"));
+            };
+            let converted = chunk.entries.iter().map(|e| {
+                BaselineEntry::try_from(e)
+                    .map_err(|err| StoreError::Decode { what: "imported entry", detail: err.to_string() })
+            });
+            entries += self.store.put_baseline_entries(period, revision, converted)?;
+        }
+        let record = BaselineRecord {
+            period,
+            revision,
+            scans: Vec::new(),
+            regions: vec![header.source],
+            entries,
+            built_at: std::time::SystemTime::now(),
+        };
+        self.store.commit_baseline(&record).await?;
+        tracing::info!(%period, revision, entries, "baseline imported");
+        Ok(Response::new(baseline_info(&record, true)))
     }
 }
 
@@ -195,6 +234,14 @@ impl Side {
                 current: true,
                 ..Default::default()
             }),
+        }
+    }
+
+    /// The regions this side was scanned from, where known.
+    fn regions(&self) -> Option<BTreeSet<String>> {
+        match self {
+            Side::Baseline(Some(b)) => Some(b.regions.iter().cloned().collect()),
+            _ => None,
         }
     }
 

@@ -541,6 +541,34 @@ pub struct DiffHeader {
     #[prost(message, optional, tag = "2")]
     pub to: ::core::option::Option<BaselineInfo>,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImportMessage {
+    #[prost(oneof = "import_message::Body", tags = "1, 2")]
+    pub body: ::core::option::Option<import_message::Body>,
+}
+/// Nested message and enum types in `ImportMessage`.
+pub mod import_message {
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Body {
+        #[prost(message, tag = "1")]
+        Header(super::ImportHeader),
+        #[prost(message, tag = "2")]
+        Entries(super::ImportEntries),
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportHeader {
+    #[prost(string, tag = "1")]
+    pub period: ::prost::alloc::string::String,
+    /// Where the data came from, recorded as the region of its entries.
+    #[prost(string, tag = "2")]
+    pub source: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImportEntries {
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<BaselineEntry>,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum Proto {
@@ -1370,6 +1398,28 @@ pub mod control_client {
             req.extensions_mut().insert(GrpcMethod::new("vantage.v1.Control", "Diff"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// A baseline from elsewhere (an nmap XML report): a header, then entries.
+        pub async fn import_baseline(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::ImportMessage>,
+        ) -> std::result::Result<tonic::Response<super::BaselineInfo>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/ImportBaseline",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "ImportBaseline"));
+            self.inner.client_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1451,6 +1501,11 @@ pub mod control_server {
             &self,
             request: tonic::Request<super::DiffRequest>,
         ) -> std::result::Result<tonic::Response<Self::DiffStream>, tonic::Status>;
+        /// A baseline from elsewhere (an nmap XML report): a header, then entries.
+        async fn import_baseline(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::ImportMessage>>,
+        ) -> std::result::Result<tonic::Response<super::BaselineInfo>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ControlServer<T> {
@@ -1838,6 +1893,53 @@ pub mod control_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/ImportBaseline" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportBaselineSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::ClientStreamingService<super::ImportMessage>
+                    for ImportBaselineSvc<T> {
+                        type Response = super::BaselineInfo;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<super::ImportMessage>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::import_baseline(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportBaselineSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -1,5 +1,7 @@
-//! `vantage diff` and `vantage baseline`: what changed between two review
-//! periods, and the baselines they compare.
+//! `vantage diff`, `vantage baseline` and `vantage import`: what changed
+//! between two review periods, the baselines they compare, and history
+//! brought in from nmap reports.
 
 pub mod baseline;
 pub mod diff;
+pub mod import;

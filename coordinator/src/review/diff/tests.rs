@@ -85,3 +85,23 @@ fn an_error_ends_the_diff() {
     assert_eq!(out.len(), 2);
     assert!(out[1].is_err());
 }
+
+#[test]
+fn reachability_only_over_common_regions() {
+    // September: an import saw 22, regions r1 and r2 saw 80. October: r1 alone.
+    let before = vec![entry("198.18.0.1", 22, None, &["nmap-import"]), entry("198.18.0.1", 80, None, &["r1", "r2"])];
+    let after = vec![entry("198.18.0.1", 22, None, &["r1"]), entry("198.18.0.1", 80, None, &["r1"])];
+    let changes = |common: Option<&[&str]>| -> Vec<(u16, String, String)> {
+        let d = diff(before.clone().into_iter().map(Ok::<_, Infallible>), after.clone().into_iter().map(Ok));
+        let d = match common {
+            Some(c) => d.regions(c.iter().map(|r| r.to_string()).collect()),
+            None => d,
+        };
+        d.map(|c| c.map(|c| (c.port, c.before, c.after)).unwrap()).collect()
+    };
+    // Over r1 (the regions both months share): r1 now sees 22, and still sees 80.
+    assert_eq!(changes(Some(&["r1"])), vec![(22, String::new(), "r1".to_string())]);
+    // No common region: nothing to say about reachability.
+    assert!(changes(Some(&[])).is_empty());
+    assert_eq!(changes(None).len(), 2);
+}
