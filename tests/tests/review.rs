@@ -79,6 +79,28 @@ fn diff_between_two_periods_and_baseline_history() {
     assert_eq!(doc["from"]["period"], "2026-10");
     assert_eq!(doc["to"]["entries"], 4);
 
+    // Ignore rules: one in force hides a change; an expired one hides nothing and says so.
+    let rules = data.path().join("ignore.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[ignore]]\ntarget = \"127.0.0.1\"\nports = \"{}\"\nkinds = [\"closed\"]\nreason = \"decommissioned\"\nexpires = \"2999-12-31\"\n\n\
+             [[ignore]]\ntarget = \"127.0.0.1\"\nports = \"{}\"\nreason = \"old noise\"\nexpires = \"2020-01-31\"\n",
+            go_ports[0], late_ports[0]
+        ),
+    )
+    .unwrap();
+    let out =
+        vantage(data.path(), &["diff", "2026-10", "2026-11", "--format", "json", "--ignore", rules.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignore rule 2 (\"old noise\") expired on 2020-01-31"));
+    let filtered: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rest = want.clone();
+    rest.remove(&("closed".to_string(), go_ports[0]));
+    assert_eq!(changes(&filtered), rest);
+    assert_eq!(filtered["ignored"][0]["port"], go_ports[0]);
+    assert_eq!(filtered["ignored"][0]["ignored_by"]["reason"], "decommissioned");
+
     // The first review has nothing before it: everything is new.
     let first = json(data.path(), &["diff", "2026-09", "2026-10", "--format", "json"]);
     assert!(first["from"].is_null());

@@ -27,6 +27,18 @@ pub enum ChangeKind {
     StateChanged,
 }
 
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 7] = [
+        ChangeKind::New,
+        ChangeKind::Closed,
+        ChangeKind::ServiceChanged,
+        ChangeKind::VersionChanged,
+        ChangeKind::TlsChanged,
+        ChangeKind::ReachabilityChanged,
+        ChangeKind::StateChanged,
+    ];
+}
+
 impl fmt::Display for ChangeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

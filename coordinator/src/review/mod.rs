@@ -2,8 +2,10 @@
 //!
 //! * [`baseline`]: building a period's baseline from its latest scans, merged across regions.
 //! * [`diff`]: the typed changes between two baselines, as a merge-join.
+//! * [`ignore`]: ignore rules for known noise, each with a reason and an expiry.
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
 
 pub mod baseline;
 pub mod diff;
+pub mod ignore;
 pub mod import;

@@ -6,17 +6,22 @@
 //! never presented as a confirmed one.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
 
 use clap::Args;
 use serde::Serialize;
 use vantage_proto::v1;
-use vantage_shared::Period;
 use vantage_shared::convert::addr_from_bytes;
+use vantage_shared::observation::printable;
+use vantage_shared::{Period, Proto};
 
 use super::baseline::BaselineJson;
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, table};
 use crate::cli::{GlobalArgs, UsageError, status_error};
+use crate::review::diff::{Change, ChangeKind};
+use crate::review::ignore;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -30,6 +35,11 @@ pub struct DiffArgs {
     /// Compare this scan instead of the later period's baseline.
     #[arg(long, value_name = "SCAN")]
     pub to_scan: Option<u64>,
+    /// Ignore rules (TOML: target, ports, proto, kinds, reason, expires):
+    /// matching changes are left out of the table and listed as ignored in
+    /// JSON; expired rules stop applying and are named on stderr.
+    #[arg(long, value_name = "FILE", env = "VANTAGE_IGNORE")]
+    pub ignore: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -37,13 +47,19 @@ pub struct DiffArgs {
 
 #[derive(Debug, Serialize)]
 struct ChangeJson {
-    kind: String,
-    addr: String,
-    proto: String,
-    port: u16,
-    before: String,
-    after: String,
+    #[serde(flatten)]
+    change: Change,
     confirmed: bool,
+    /// The ignore rule that hides it, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored_by: Option<IgnoredJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct IgnoredJson {
+    rule: usize,
+    reason: String,
+    expires: String,
 }
 
 impl DiffArgs {
@@ -71,10 +87,32 @@ impl DiffArgs {
 
 pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
     let request = args.request()?;
+    let rules = match &args.ignore {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            ignore::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?
+        }
+        None => Vec::new(),
+    };
+    let now = SystemTime::now();
+    for r in rules.iter().filter(|r| r.expired(now)) {
+        eprintln!("ignore rule {} (\"{}\") expired on {}: it no longer applies", r.number, r.reason, r.expires);
+    }
     let mut conn = Connection::open(global, Needs::StoreOnly).await?;
     let result = collect(&mut conn, request).await;
     conn.close().await;
-    let (header, changes) = result?;
+    let (header, mut all) = result?;
+    for c in &mut all {
+        c.ignored_by = ignore::matching(&rules, &c.change, now).map(|r| IgnoredJson {
+            rule: r.number,
+            reason: r.reason.clone(),
+            expires: r.expires.clone(),
+        });
+    }
+    let (ignored, changes): (Vec<ChangeJson>, Vec<ChangeJson>) = all.into_iter().partition(|c| c.ignored_by.is_some());
+    if !ignored.is_empty() {
+        eprintln!("{} changes hidden by ignore rules (listed under \"ignored\" with --format json)", ignored.len());
+    }
     let side = |b: &Option<v1::BaselineInfo>| match b {
         Some(b) if b.revision == 0 => {
             format!("scan {}", b.scans.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
@@ -85,9 +123,9 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
     if header.from.is_none() {
         eprintln!("no earlier baseline: a first review, everything counts as new");
     }
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for c in &changes {
-        *counts.entry(c.kind.as_str()).or_default() += 1;
+        *counts.entry(c.change.kind.to_string()).or_default() += 1;
     }
     let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     eprintln!(
@@ -104,11 +142,13 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
                 from: Option<BaselineJson>,
                 to: Option<BaselineJson>,
                 changes: &'a [ChangeJson],
+                ignored: &'a [ChangeJson],
             }
             let doc = Doc {
                 from: header.from.as_ref().map(Into::into),
                 to: header.to.as_ref().map(Into::into),
                 changes: &changes,
+                ignored: &ignored,
             };
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
@@ -116,15 +156,16 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
         Format::Table => {
             let rows: Vec<Vec<String>> = changes
                 .iter()
-                .map(|c| {
+                .map(|j| {
+                    let c = &j.change;
                     let port = if c.port == 0 { "*".to_string() } else { c.port.to_string() };
                     vec![
-                        c.kind.clone(),
-                        c.addr.clone(),
+                        c.kind.to_string(),
+                        c.addr.to_string(),
                         format!("{port}/{}", c.proto),
-                        c.before.clone(),
-                        c.after.clone(),
-                        if c.confirmed { "confirmed" } else { "unconfirmed" }.to_string(),
+                        printable(c.before.as_bytes()),
+                        printable(c.after.as_bytes()),
+                        if j.confirmed { "confirmed" } else { "unconfirmed" }.to_string(),
                     ]
                 })
                 .collect();
@@ -142,13 +183,16 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
         match event.body {
             Some(v1::diff_event::Body::Header(h)) => header = h,
             Some(v1::diff_event::Body::Change(c)) => changes.push(ChangeJson {
-                kind: kind_name(c.kind()).to_string(),
-                addr: addr_from_bytes(&c.addr).map(|a| a.to_string()).unwrap_or_default(),
-                proto: if c.proto() == v1::Proto::Udp { "udp" } else { "tcp" }.to_string(),
-                port: c.port as u16,
-                before: vantage_shared::observation::printable(c.before.as_bytes()),
-                after: vantage_shared::observation::printable(c.after.as_bytes()),
+                change: Change {
+                    kind: change_kind(c.kind()).ok_or_else(|| anyhow::anyhow!("unknown change kind {}", c.kind))?,
+                    addr: addr_from_bytes(&c.addr)?,
+                    proto: if c.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
+                    port: u16::try_from(c.port)?,
+                    before: c.before,
+                    after: c.after,
+                },
                 confirmed: c.confirmed,
+                ignored_by: None,
             }),
             None => {}
         }
@@ -156,15 +200,15 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
     Ok((header, changes))
 }
 
-fn kind_name(k: v1::ChangeKind) -> &'static str {
-    match k {
-        v1::ChangeKind::New => "new",
-        v1::ChangeKind::Closed => "closed",
-        v1::ChangeKind::ServiceChanged => "service-changed",
-        v1::ChangeKind::VersionChanged => "version-changed",
-        v1::ChangeKind::TlsChanged => "tls-changed",
-        v1::ChangeKind::ReachabilityChanged => "reachability-changed",
-        v1::ChangeKind::StateChanged => "state-changed",
-        v1::ChangeKind::Unspecified => "unknown",
-    }
+fn change_kind(k: v1::ChangeKind) -> Option<ChangeKind> {
+    Some(match k {
+        v1::ChangeKind::New => ChangeKind::New,
+        v1::ChangeKind::Closed => ChangeKind::Closed,
+        v1::ChangeKind::ServiceChanged => ChangeKind::ServiceChanged,
+        v1::ChangeKind::VersionChanged => ChangeKind::VersionChanged,
+        v1::ChangeKind::TlsChanged => ChangeKind::TlsChanged,
+        v1::ChangeKind::ReachabilityChanged => ChangeKind::ReachabilityChanged,
+        v1::ChangeKind::StateChanged => ChangeKind::StateChanged,
+        v1::ChangeKind::Unspecified => return None,
+    })
 }
