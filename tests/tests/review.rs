@@ -39,17 +39,24 @@ fn scan(data: &Path, ports: &[u16], period: &str) {
     assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// (kind, port) of each change in a diff document.
-fn changes(doc: &Value) -> BTreeSet<(String, u16)> {
+/// (kind, port) of each change in a diff document whose status is `status`
+/// (every change must have it).
+fn changes_with(doc: &Value, status: &str) -> BTreeSet<(String, u16)> {
     doc["changes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| {
-            assert_eq!(c["confirmed"], false, "nothing is confirmed without a re-probe: {c}");
+            assert_eq!(c["status"], status, "{c}");
+            assert_eq!(c["confirmed"], status == "confirmed", "{c}");
             (c["kind"].as_str().unwrap().to_string(), c["port"].as_u64().unwrap() as u16)
         })
         .collect()
+}
+
+/// The changes of a diff whose candidates were all confirmed by the re-probe.
+fn changes(doc: &Value) -> BTreeSet<(String, u16)> {
+    changes_with(doc, "confirmed")
 }
 
 #[test]
@@ -104,8 +111,22 @@ fn diff_between_two_periods_and_baseline_history() {
     // The first review has nothing before it: everything is new.
     let first = json(data.path(), &["diff", "2026-09", "2026-10", "--format", "json"]);
     assert!(first["from"].is_null());
-    assert_eq!(changes(&first).len(), 4);
-    assert!(changes(&first).iter().all(|(kind, _)| kind == "new"));
+    let first = changes_with(&first, "not-reprobed");
+    assert_eq!(first.len(), 4);
+    assert!(first.iter().all(|(kind, _)| kind == "new"));
+
+    // A candidate the re-probe does not see again is no change: `go` comes back.
+    let back: Vec<TcpListener> = go_ports.iter().map(|p| TcpListener::bind(("127.0.0.1", *p)).unwrap()).collect();
+    let doc = json(data.path(), &["diff", "2026-10", "2026-11", "--format", "json"]);
+    let contradicted: BTreeSet<u16> = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "contradicted")
+        .map(|c| c["port"].as_u64().unwrap() as u16)
+        .collect();
+    assert_eq!(contradicted, go_ports.iter().copied().collect());
+    drop(back);
 
     // Re-running November replaces its baseline on purpose and keeps the old one.
     drop(late);

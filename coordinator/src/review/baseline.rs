@@ -19,7 +19,7 @@ use vantage_shared::{BaselineEntry, Observation, Period, PortState, Proto};
 use crate::store::{BaselineRecord, ScanRecord, Store, StoreError};
 
 /// The scans a period's baseline is made of: the newest finished scan of
-/// each family (TCP, UDP).
+/// each family (TCP, UDP); verification re-probes never count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sources {
     pub tcp: Option<u64>,
@@ -31,7 +31,7 @@ impl Sources {
         let newest = |udp: bool| {
             scans
                 .iter()
-                .filter(|s| s.period() == period && s.finished_at.is_some() && s.is_udp() == udp)
+                .filter(|s| s.period() == period && s.finished_at.is_some() && !s.verification && s.is_udp() == udp)
                 .map(|s| s.id)
                 .max()
         };

@@ -167,9 +167,9 @@ pub fn compare(before: &BaselineEntry, after: &BaselineEntry, regions: Option<&B
     if let (Some(b), Some(a)) = (known(&before.service), known(&after.service)) {
         let (b, a) = (&b, &a);
         if b.display_service() != a.display_service() {
-            out.push(change(ChangeKind::ServiceChanged, after, facts_words(b), facts_words(a)));
+            out.push(change(ChangeKind::ServiceChanged, after, describe_facts(b), describe_facts(a)));
         } else if b.product != a.product || b.version != a.version {
-            out.push(change(ChangeKind::VersionChanged, after, facts_words(b), facts_words(a)));
+            out.push(change(ChangeKind::VersionChanged, after, describe_facts(b), describe_facts(a)));
         }
         // Certificates are compared where both sides recorded one (an imported
         // nmap report has none).
@@ -201,17 +201,19 @@ fn state_word(s: PortState) -> String {
 pub fn describe(e: &BaselineEntry) -> String {
     match (&e.service, e.state) {
         (_, PortState::AnswersAll) => state_word(e.state),
-        (Some(f), _) => facts_words(f),
+        (Some(f), _) => describe_facts(f),
         (None, s) => s.to_string(),
     }
 }
 
-fn facts_words(f: &ServiceFacts) -> String {
+/// Facts in a few words, as a change's `before` and `after` show them.
+pub fn describe_facts(f: &ServiceFacts) -> String {
     let summary = f.summary();
     if summary.is_empty() { f.display_service() } else { format!("{} {}", f.display_service(), summary) }
 }
 
-fn tls_words(f: &ServiceFacts) -> String {
+/// A certificate in a few words, as a TLS change shows it.
+pub fn tls_words(f: &ServiceFacts) -> String {
     match &f.tls {
         Some(t) => format!("{} (sha256 {}…)", t.subject, t.sha256.get(..12).unwrap_or("")),
         None => "no TLS".into(),

@@ -1,11 +1,13 @@
 //! The monthly review: periods' baselines and what changed between them.
 //!
 //! * [`baseline`]: building a period's baseline from its latest scans, merged across regions.
+//! * [`confirm`]: judging candidate changes against a re-probe.
 //! * [`diff`]: the typed changes between two baselines, as a merge-join.
 //! * [`ignore`]: ignore rules for known noise, each with a reason and an expiry.
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
 
 pub mod baseline;
+pub mod confirm;
 pub mod diff;
 pub mod ignore;
 pub mod import;

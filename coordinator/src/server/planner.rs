@@ -96,6 +96,7 @@ pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Res
         shards_total: shards.len() as u64,
         probes_total: clamp(targets.len().saturating_mul(u128::from(ports.len()))),
         review_period: Some(period),
+        verification: req.verification,
     };
     Ok(Plan { record, shards })
 }

@@ -24,6 +24,9 @@ pub struct ScanRecord {
     /// month they were created in (see [`ScanRecord::period`]).
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "period")]
     pub review_period: Option<Period>,
+    /// A re-probe confirming a diff's candidates; never part of a baseline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verification: bool,
 }
 
 impl ScanRecord {

@@ -31,6 +31,7 @@ fn scan(id: u64) -> ScanRecord {
         finished_at: None,
         shards_total: 1,
         review_period: None,
+        verification: false,
         probes_total: 10,
     }
 }

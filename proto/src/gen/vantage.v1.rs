@@ -343,6 +343,9 @@ pub struct StartScanRequest {
     /// The review period (YYYY-MM); empty for the current month (UTC).
     #[prost(string, tag = "7")]
     pub period: ::prost::alloc::string::String,
+    /// A re-probe that confirms a diff's candidate changes: never part of a baseline.
+    #[prost(bool, tag = "8")]
+    pub verification: bool,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StartScanResponse {

@@ -1,9 +1,11 @@
 //! `vantage diff [FROM] [TO]`: what changed between two review periods
 //! (or, with `--from-scan`/`--to-scan`, two scans).
 //!
-//! Changes are listed as unconfirmed until the confirmation step (a re-probe
-//! at a low rate, and from a second region) exists: a candidate change is
-//! never presented as a confirmed one.
+//! Every candidate change is re-probed first (a low-rate verification scan,
+//! see [`super::confirm`]); only what the re-probe shows again is a
+//! confirmed change. The rest is listed as unconfirmed, never as a change:
+//! contradicted by the re-probe, needing a second region (reachability),
+//! or not re-probed (`--no-confirm`, a first review, too many candidates).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,9 +19,11 @@ use vantage_shared::observation::printable;
 use vantage_shared::{Period, Proto};
 
 use super::baseline::BaselineJson;
+use super::confirm;
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, table};
 use crate::cli::{GlobalArgs, UsageError, status_error};
+use crate::review::confirm::{Verdict, judge};
 use crate::review::diff::{Change, ChangeKind};
 use crate::review::ignore;
 
@@ -35,6 +39,12 @@ pub struct DiffArgs {
     /// Compare this scan instead of the later period's baseline.
     #[arg(long, value_name = "SCAN")]
     pub to_scan: Option<u64>,
+    /// List the candidate changes without re-probing them (all unconfirmed).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Re-probes per second to any one host while confirming.
+    #[arg(long, default_value_t = 20)]
+    pub confirm_host_rate: u32,
     /// Ignore rules (TOML: target, ports, proto, kinds, reason, expires):
     /// matching changes are left out of the table and listed as ignored in
     /// JSON; expired rules stop applying and are named on stderr.
@@ -50,6 +60,8 @@ struct ChangeJson {
     #[serde(flatten)]
     change: Change,
     confirmed: bool,
+    /// confirmed, contradicted, needs-second-region, not-reprobed.
+    status: &'static str,
     /// The ignore rule that hides it, if one does.
     #[serde(skip_serializing_if = "Option::is_none")]
     ignored_by: Option<IgnoredJson>,
@@ -109,9 +121,38 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
             expires: r.expires.clone(),
         });
     }
-    let (ignored, changes): (Vec<ChangeJson>, Vec<ChangeJson>) = all.into_iter().partition(|c| c.ignored_by.is_some());
+    let (ignored, mut changes): (Vec<ChangeJson>, Vec<ChangeJson>) =
+        all.into_iter().partition(|c| c.ignored_by.is_some());
     if !ignored.is_empty() {
         eprintln!("{} changes hidden by ignore rules (listed under \"ignored\" with --format json)", ignored.len());
+    }
+    let candidates: Vec<&Change> = changes.iter().map(|c| &c.change).filter(|c| confirm::confirmable(c.kind)).collect();
+    let skip = if args.no_confirm {
+        Some("--no-confirm")
+    } else if header.from.is_none() {
+        Some("a first review has nothing to confirm against")
+    } else if candidates.len() > confirm::MAX_CANDIDATES {
+        Some("too many candidates to re-probe")
+    } else {
+        None
+    };
+    match skip {
+        Some(why) if !candidates.is_empty() => eprintln!("not re-probing {} candidates: {why}", candidates.len()),
+        Some(_) => {}
+        None if candidates.is_empty() => {}
+        None => match confirm::reprobe(global, &candidates, args.confirm_host_rate).await {
+            Ok(seen) => {
+                for c in &mut changes {
+                    c.status = match judge(&c.change, &seen) {
+                        Verdict::Confirmed => "confirmed",
+                        Verdict::Contradicted => "contradicted",
+                        Verdict::Unconfirmable => "needs-second-region",
+                    };
+                    c.confirmed = c.status == "confirmed";
+                }
+            }
+            Err(e) => eprintln!("re-probe failed: {e:#}; every change stays unconfirmed"),
+        },
     }
     let side = |b: &Option<v1::BaselineInfo>| match b {
         Some(b) if b.revision == 0 => {
@@ -124,15 +165,16 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
         eprintln!("no earlier baseline: a first review, everything counts as new");
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for c in &changes {
+    for c in changes.iter().filter(|c| c.confirmed) {
         *counts.entry(c.change.kind.to_string()).or_default() += 1;
     }
+    let unconfirmed = changes.iter().filter(|c| !c.confirmed).count();
     let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     eprintln!(
-        "{} -> {}: {} changes{}; none confirmed yet (no re-probe was run)",
+        "{} -> {}: {} confirmed changes{}, {unconfirmed} unconfirmed",
         side(&header.from),
         side(&header.to),
-        changes.len(),
+        changes.len() - unconfirmed,
         if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
     );
     match args.format {
@@ -165,7 +207,7 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
                         format!("{port}/{}", c.proto),
                         printable(c.before.as_bytes()),
                         printable(c.after.as_bytes()),
-                        if j.confirmed { "confirmed" } else { "unconfirmed" }.to_string(),
+                        j.status.to_string(),
                     ]
                 })
                 .collect();
@@ -192,6 +234,7 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
                     after: c.after,
                 },
                 confirmed: c.confirmed,
+                status: "not-reprobed",
                 ignored_by: None,
             }),
             None => {}

@@ -3,5 +3,6 @@
 //! brought in from nmap reports.
 
 pub mod baseline;
+pub mod confirm;
 pub mod diff;
 pub mod import;

@@ -173,6 +173,7 @@ impl StartArgs {
             None => String::new(),
         };
         Ok(v1::StartScanRequest {
+            verification: false,
             period,
             targets,
             exclude: self.exclude.clone(),
