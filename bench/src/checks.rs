@@ -1,5 +1,7 @@
 //! Figures that need a bigger network than a lab of listeners holds: flat
-//! memory over 65,536 hosts, and rate caps kept to within 5 %.
+//! memory over 65,536 hosts, and rate caps kept to within 5 %; and one that
+//! needs no network at all: the diff of two 1,000,000-port baselines
+//! ([`diffcheck`](crate::diffcheck)).
 //!
 //! A "block" is two namespaces joined by one veth pair, with no route out:
 //! the scanner (198.18.0.1/30) routes 198.19.0.0/16 to the target
@@ -16,6 +18,7 @@ use clap::ValueEnum;
 use serde_json::Value;
 use vantage_tests::lab::net;
 
+use crate::diffcheck::{self, DiffConfig};
 use crate::measure::measure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,6 +27,15 @@ pub enum Check {
     Memory,
     /// Achieved probe rates against --rate and --host-rate caps.
     Rate,
+    /// The diff of two synthetic baselines of --diff-entries open ports, 10 % changed (no lab needed).
+    Diff,
+}
+
+impl Check {
+    /// Does the check scan the block (and so need root and a lab)?
+    pub fn needs_lab(self) -> bool {
+        self != Check::Diff
+    }
 }
 
 /// The block's namespaces, deleted on drop.
@@ -67,18 +79,26 @@ impl Drop for Block {
 pub struct Figure {
     pub name: String,
     pub value: String,
+    /// The run failed, or came out wrong.
+    pub failed: bool,
 }
 
-pub fn run(checks: &[Check], prefix: &str, vantage: &Path) -> anyhow::Result<Vec<Figure>> {
-    let block = Block::up(prefix).context("building the block")?;
+pub fn run(checks: &[Check], prefix: &str, vantage: &Path, diff: &DiffConfig) -> anyhow::Result<Vec<Figure>> {
+    let block = if checks.iter().any(|c| c.needs_lab()) {
+        Some(Block::up(prefix).context("building the block")?)
+    } else {
+        None
+    };
     let dir = tempfile::tempdir()?;
     let scope = dir.path().join("scope.txt");
     std::fs::write(&scope, "198.18.0.0/15\n")?;
     let mut figures = Vec::new();
     for check in checks {
-        match check {
-            Check::Memory => figures.extend(memory(&block, vantage, &scope, dir.path())?),
-            Check::Rate => figures.extend(rates(&block, vantage, &scope, dir.path())?),
+        match (check, &block) {
+            (Check::Memory, Some(block)) => figures.extend(memory(block, vantage, &scope, dir.path())?),
+            (Check::Rate, Some(block)) => figures.extend(rates(block, vantage, &scope, dir.path())?),
+            (Check::Diff, _) => figures.extend(diffcheck::run(diff, vantage)?),
+            (Check::Memory | Check::Rate, None) => unreachable!("the block is up for the checks that need it"),
         }
     }
     Ok(figures)
@@ -115,6 +135,7 @@ fn memory(block: &Block, vantage: &Path, scope: &Path, dir: &Path) -> anyhow::Re
             s["open"],
             s["filtered"]
         ),
+        failed: false,
     }])
 }
 
@@ -143,6 +164,7 @@ fn rates(block: &Block, vantage: &Path, scope: &Path, dir: &Path) -> anyhow::Res
                 "{achieved:.0} probes/s ({off:+.1} % of the cap): {probes} probes in {:.2} s",
                 wall.as_secs_f64()
             ),
+            failed: false,
         });
     }
     Ok(figures)

@@ -13,15 +13,19 @@
 //! * `checks`: memory over 65,536 hosts, and rate caps, on a routed block.
 //! * `services`: service and version detection against `nmap -sV` on the
 //!   service lab's real daemons (`--services`); `agree` judges each port.
+//! * `diffcheck`: the diff of two 1,000,000-port baselines (`--checks
+//!   diff`), made up by `synth`; needs no lab and no root.
 
 mod agree;
 mod bench;
 mod checks;
+mod diffcheck;
 mod heartbeat;
 mod measure;
 mod parse;
 mod report;
 mod services;
+mod synth;
 mod tools;
 mod workload;
 
@@ -31,6 +35,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::bench::BenchConfig;
+use crate::diffcheck::DiffConfig;
 use crate::services::{ServicesConfig, SvcTool};
 use crate::tools::{Tool, ToolOptions};
 use crate::workload::Workload;
@@ -77,9 +82,24 @@ struct Args {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     masscan_wait: Duration,
     /// Instead of the tool comparison, measure these Vantage figures
-    /// (comma-separated): memory, rate.
+    /// (comma-separated): memory, rate, diff. With diff, --runs repeats
+    /// the measurements (on the same store).
     #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "services")]
     checks: Vec<checks::Check>,
+    /// Entries of each baseline of `--checks diff`.
+    #[arg(long, default_value_t = 1_000_000)]
+    diff_entries: u64,
+    /// Keep the store of `--checks diff` in this directory (generated if it
+    /// does not exist, reused as it is if it does) instead of a temporary one.
+    #[arg(long)]
+    diff_store: Option<PathBuf>,
+    /// Internal: run one stage of `--checks diff` on a data directory and
+    /// print what it found (the check measures this as a child).
+    #[arg(long, value_enum, hide = true, requires = "diff_data")]
+    diff_child: Option<diffcheck::Stage>,
+    /// Internal: the data directory of --diff-child.
+    #[arg(long, hide = true)]
+    diff_data: Option<PathBuf>,
     /// Instead of the tool comparison, compare service and version detection
     /// with `nmap -sV` on the service lab (named `<lab>-svc`).
     #[arg(long)]
@@ -134,6 +154,9 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let (Some(stage), Some(dir)) = (args.diff_child, &args.diff_data) {
+        return diffcheck::child_main(stage, dir, &synth::Synth::new(args.diff_entries, args.seed));
+    }
     if args.services {
         anyhow::ensure!(args.runs >= 1 && !args.service_tools.is_empty(), "nothing to run");
         let config = ServicesConfig {
@@ -152,10 +175,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if !args.checks.is_empty() {
-        vantage_tests::lab::check().map_err(|why| anyhow::anyhow!("the checks need a lab and cannot: {why}"))?;
-        for figure in checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage())? {
+        if args.checks.iter().any(|c| c.needs_lab()) {
+            vantage_tests::lab::check().map_err(|why| anyhow::anyhow!("the checks need a lab and cannot: {why}"))?;
+        }
+        anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+        let diff = DiffConfig {
+            entries: args.diff_entries,
+            seed: args.seed,
+            runs: args.runs,
+            limit: args.limit,
+            store: args.diff_store.clone(),
+        };
+        let figures = checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage(), &diff)?;
+        for figure in &figures {
             println!("{:<50} {}", figure.name, figure.value);
         }
+        let failed = figures.iter().filter(|f| f.failed).count();
+        anyhow::ensure!(failed == 0, "{failed} of the figures above failed or came out wrong");
         return Ok(());
     }
     let (config, json) = args.config()?;
