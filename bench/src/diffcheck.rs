@@ -277,7 +277,7 @@ fn run_child(stage: Stage, dir: &Path, config: &DiffConfig) -> anyhow::Result<Ru
 
 fn run_cli(vantage: &Path, dir: &Path, limit: Duration) -> anyhow::Result<Run> {
     let mut cmd = Command::new(vantage);
-    cmd.arg("--data-dir").arg(dir).args(["diff", "2026-10", "2026-11", "--format", "json"]);
+    cmd.arg("--data-dir").arg(dir).args(["diff", "2026-10", "2026-11", "--no-confirm", "--format", "json"]);
     let measured = measure(cmd, limit)?;
     anyhow::ensure!(
         measured.success(),
