@@ -823,7 +823,7 @@ fn run_logged(cmd: &mut Command, log: &Path, limit: Duration) -> Result<(), LabE
                 "{} (log {}):\n{}",
                 status.map_or(format!("still running after {limit:?}"), |s| s.to_string()),
                 log.display(),
-                tail(&std::fs::read_to_string(log).unwrap_or_default(), 20)
+                excerpt(&std::fs::read_to_string(log).unwrap_or_default())
             ),
         }),
     }
@@ -837,6 +837,21 @@ fn log_files(log: &Path) -> Result<(File, File), LabError> {
         .map_err(|e| LabError::io(format!("opening {}", log.display()), e))?;
     let err = out.try_clone().map_err(|e| LabError::io("duplicating the log", e))?;
     Ok((out, err))
+}
+
+/// What a failed step's log says: its error lines (tools like
+/// `mariadb-install-db` bury the cause above a page of help), then its end.
+fn excerpt(log: &str) -> String {
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("fatal") || l.contains("failed")
+        })
+        .take(15)
+        .collect();
+    let end = tail(log, 20);
+    if errors.is_empty() { end } else { format!("{}\n...\n{end}", errors.join("\n")) }
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -1034,19 +1049,29 @@ static DAEMONS: &[Daemon] = &[
 
 fn mariadb(c: &Ctx) -> Result<Launch, LabError> {
     let data = c.mkdir("data", Some("mysql"))?;
-    c.prep(
-        None,
-        [
-            "mariadb-install-db",
-            "--no-defaults",
-            "--user=mysql",
-            &format!("--datadir={}", data.display()),
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--skip-name-resolve",
-            "--innodb-log-file-size=4M",
-        ],
-    )?;
+    let datadir = format!("--datadir={}", data.display());
+    let install = [
+        "mariadb-install-db",
+        "--no-defaults",
+        "--user=mysql",
+        datadir.as_str(),
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+        "--skip-name-resolve",
+        "--innodb-log-file-size=4M",
+        // Kernel AIO contexts are a machine-wide budget that parallel labs share.
+        "--innodb-use-native-aio=0",
+    ];
+    // The bootstrap once failed in CI for a reason its log did not keep;
+    // a second attempt on an empty data directory costs a second.
+    if let Err(first) = c.prep(None, install) {
+        std::fs::remove_dir_all(&data).map_err(|e| LabError::io(format!("clearing {}", data.display()), e))?;
+        c.mkdir("data", Some("mysql"))?;
+        c.prep(None, install).map_err(|second| LabError::Command {
+            command: "mariadb-install-db (twice)".into(),
+            stderr: format!("first: {first}\nsecond: {second}"),
+        })?;
+    }
     // Without a user that may connect from anywhere, MariaDB answers a
     // remote client with "Host ... is not allowed" instead of its greeting.
     let init = c.write("init.sql", "CREATE USER IF NOT EXISTS 'lab'@'%' IDENTIFIED BY 'vantage-lab';\n")?;
@@ -1062,6 +1087,7 @@ fn mariadb(c: &Ctx) -> Result<Launch, LabError> {
         "--skip-name-resolve".into(),
         "--innodb-buffer-pool-size=16M".into(),
         "--innodb-log-file-size=4M".into(),
+        "--innodb-use-native-aio=0".into(),
         // A throwaway database: stop at once on SIGTERM.
         "--innodb-fast-shutdown=2".into(),
         "--innodb-buffer-pool-dump-at-shutdown=0".into(),
