@@ -119,13 +119,19 @@ pub struct ChildReport {
     pub open_peak_rss_mib: f64,
 }
 
-/// This process's peak RSS so far, in MiB.
+/// The high-water mark of this process's resident memory, in MiB
+/// (`VmHWM`: of its own address space, unlike `ru_maxrss`, which also
+/// holds what the process it was spawned from had at the time).
 fn own_peak_rss_mib() -> f64 {
-    // SAFETY: rusage is plain old data; getrusage writes into our local.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().strip_suffix("kB"));
+    kib.and_then(|k| k.trim().parse::<f64>().ok()).map_or(f64::NAN, |k| k / 1024.0)
+}
+
+/// The 1-minute load average: the machine is shared, this says how much.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_string()
 }
 
 /// The store a check runs on, as written.
@@ -362,18 +368,28 @@ pub fn run(config: &DiffConfig, vantage: &Path) -> anyhow::Result<Vec<Figure>> {
         Figure {
             name: "diff: peak RSS of this process".into(),
             value: format!(
-                "{:.1} MiB (a child's peak RSS includes its parent's at the spawn: the floor of the figures below)",
+                "{:.1} MiB (a child's peak RSS counts its parent's at the spawn: the floor of the figures below)",
                 own_peak_rss_mib()
             ),
             failed: false,
         },
     ];
+    let load_before = load_average();
     for r in 1..=config.runs {
         let name = |path: &str| format!("diff, run {r}: {path}");
         figures.push(figure(name("store read alone"), run_child(Stage::Read, &data, config), &expected));
         figures.push(figure(name("diff engine alone"), run_child(Stage::Engine, &data, config), &expected));
         figures.push(figure(name("vantage diff --format json"), run_cli(vantage, &data, config.limit), &expected));
     }
+    figures.push(Figure {
+        name: "diff: load average (1 min)".into(),
+        value: format!(
+            "{load_before} before the runs, {} after, on {} cores",
+            load_average(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+        failed: false,
+    });
     Ok(figures)
 }
 

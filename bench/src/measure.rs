@@ -4,6 +4,13 @@
 //! `ip netns exec` execs the tool in place, so the child's PID is the tool's
 //! and its rusage is the tool's own (the CPU the kernel spends answering in
 //! the target namespace is not counted for anyone).
+//!
+//! The peak RSS has a floor: Linux keeps the high-water mark of the address
+//! space a process leaves at `exec`, and the spawned child starts in ours.
+//! So a child's `ru_maxrss` is at least this process's own peak RSS at the
+//! spawn (`/bin/true` spawned from a 500 MiB process reports 514 MiB). The
+//! benchmark keeps itself small (a few MiB) while it measures; work that
+//! needs memory runs in a child of its own (`--checks diff` does so).
 
 use std::io::{self, Read};
 use std::process::{Command, Stdio};
