@@ -12,6 +12,7 @@
 //! * [`observation`]: what an agent saw at one port.
 //! * [`service`]: what answers on an open port (service, product, version, category, TLS).
 //! * [`options`]: probe options, typed.
+//! * [`version`]: service version strings, ordered, and version ranges.
 //! * [`period`]: review periods (`2026-11`).
 //! * [`baseline`]: a period's merged exposures, what diffs compare.
 //! * [`shard`]: cutting a scan into work units.
@@ -30,6 +31,7 @@ pub mod scope;
 pub mod service;
 pub mod shard;
 pub mod target;
+pub mod version;
 
 pub use addr::AddrRange;
 pub use assignment::{Assignment, LeaseKey};
@@ -42,3 +44,4 @@ pub use scope::{Scope, ScopeError};
 pub use service::{Access, Category, Method, ServiceFacts, TlsFacts};
 pub use shard::Shard;
 pub use target::{TargetSet, TargetSpec};
+pub use version::{Version, VersionRange};
