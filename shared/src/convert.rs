@@ -154,28 +154,39 @@ impl From<&Observation> for v1::Observation {
     }
 }
 
+/// Address, protocol, port and state off the wire, checked together: port 0
+/// stands for "the whole host", which only an answers-all state is about.
+fn port_from_wire(
+    addr: &[u8],
+    proto: i32,
+    port: u32,
+    state: i32,
+) -> Result<(IpAddr, Proto, u16, PortState), ConvertError> {
+    let proto_ = match v1::Proto::try_from(proto) {
+        Ok(v1::Proto::Tcp) => Proto::Tcp,
+        Ok(v1::Proto::Udp) => Proto::Udp,
+        _ => return Err(ConvertError::Enum(proto)),
+    };
+    let state_ = match v1::PortState::try_from(state) {
+        Ok(v1::PortState::Open) => PortState::Open,
+        Ok(v1::PortState::Closed) => PortState::Closed,
+        Ok(v1::PortState::Filtered) => PortState::Filtered,
+        Ok(v1::PortState::AnswersAll) => PortState::AnswersAll,
+        _ => return Err(ConvertError::Enum(state)),
+    };
+    let port_ = u16::try_from(port)
+        .ok()
+        .filter(|p| (*p == 0) == (state_ == PortState::AnswersAll))
+        .ok_or(ConvertError::PortRange(port, port))?;
+    Ok((addr_from_bytes(addr)?, proto_, port_, state_))
+}
+
 impl TryFrom<&v1::Observation> for Observation {
     type Error = ConvertError;
     fn try_from(o: &v1::Observation) -> Result<Self, ConvertError> {
-        let proto = match v1::Proto::try_from(o.proto) {
-            Ok(v1::Proto::Tcp) => Proto::Tcp,
-            Ok(v1::Proto::Udp) => Proto::Udp,
-            _ => return Err(ConvertError::Enum(o.proto)),
-        };
-        let state = match v1::PortState::try_from(o.state) {
-            Ok(v1::PortState::Open) => PortState::Open,
-            Ok(v1::PortState::Closed) => PortState::Closed,
-            Ok(v1::PortState::Filtered) => PortState::Filtered,
-            Ok(v1::PortState::AnswersAll) => PortState::AnswersAll,
-            _ => return Err(ConvertError::Enum(o.state)),
-        };
-        // Port 0 stands for "the whole host", which only an answers-all observation is about.
-        let port = u16::try_from(o.port)
-            .ok()
-            .filter(|p| (*p == 0) == (state == PortState::AnswersAll))
-            .ok_or(ConvertError::PortRange(o.port, o.port))?;
+        let (addr, proto, port, state) = port_from_wire(&o.addr, o.proto, o.port, o.state)?;
         Ok(Observation {
-            addr: addr_from_bytes(&o.addr)?,
+            addr,
             proto,
             port,
             state,
@@ -204,26 +215,29 @@ impl From<&BaselineEntry> for v1::BaselineEntry {
     }
 }
 
-impl TryFrom<&v1::BaselineEntry> for BaselineEntry {
+/// By value: a baseline holds millions of entries, and reading one back
+/// should move its strings, not copy them.
+impl TryFrom<v1::BaselineEntry> for BaselineEntry {
     type Error = ConvertError;
-    fn try_from(w: &v1::BaselineEntry) -> Result<Self, ConvertError> {
-        let o = Observation::try_from(&v1::Observation {
-            addr: w.addr.clone(),
-            proto: w.proto,
-            port: w.port,
-            state: w.state,
-            ..Default::default()
-        })?;
+    fn try_from(w: v1::BaselineEntry) -> Result<Self, ConvertError> {
+        let (addr, proto, port, state) = port_from_wire(&w.addr, w.proto, w.port, w.state)?;
         Ok(BaselineEntry {
-            addr: o.addr,
-            proto: o.proto,
-            port: o.port,
-            state: o.state,
-            open_in: w.open_in.clone(),
-            service: w.service.as_ref().map(Into::into),
+            addr,
+            proto,
+            port,
+            state,
+            open_in: w.open_in,
+            service: w.service.map(Into::into),
             scan_id: w.scan_id,
             seen_at: time_from_wire(w.seen_at.as_ref()).unwrap_or(UNIX_EPOCH),
         })
+    }
+}
+
+impl TryFrom<&v1::BaselineEntry> for BaselineEntry {
+    type Error = ConvertError;
+    fn try_from(w: &v1::BaselineEntry) -> Result<Self, ConvertError> {
+        BaselineEntry::try_from(w.clone())
     }
 }
 
@@ -277,13 +291,19 @@ impl From<&ServiceFacts> for v1::ServiceFacts {
 /// shown), unknown enum values fall back to "other" and "unknown".
 impl From<&v1::ServiceFacts> for ServiceFacts {
     fn from(w: &v1::ServiceFacts) -> Self {
-        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        ServiceFacts::from(w.clone())
+    }
+}
+
+impl From<v1::ServiceFacts> for ServiceFacts {
+    fn from(w: v1::ServiceFacts) -> Self {
+        let some = |s: String| (!s.is_empty()).then_some(s);
         ServiceFacts {
-            service: w.service.clone(),
-            product: some(&w.product),
-            version: some(&w.version),
-            info: some(&w.info),
-            cpe: w.cpe.clone(),
+            service: w.service,
+            product: some(w.product),
+            version: some(w.version),
+            info: some(w.info),
+            cpe: w.cpe,
             category: match v1::Category::try_from(w.category) {
                 Ok(v1::Category::Database) => Category::Database,
                 Ok(v1::Category::RemoteAccess) => Category::RemoteAccess,
@@ -300,18 +320,18 @@ impl From<&v1::ServiceFacts> for ServiceFacts {
                 Ok(v1::Access::AuthRequired) => Access::AuthRequired,
                 _ => Access::Unknown,
             },
-            tls: w.tls.as_ref().map(|t| TlsFacts {
-                version: t.version.clone(),
-                cipher: t.cipher.clone(),
-                alpn: some(&t.alpn),
-                subject: t.subject.clone(),
-                issuer: t.issuer.clone(),
-                sans: t.sans.clone(),
+            tls: w.tls.map(|t| TlsFacts {
+                version: t.version,
+                cipher: t.cipher,
+                alpn: some(t.alpn),
+                subject: t.subject,
+                issuer: t.issuer,
+                sans: t.sans,
                 not_before: t.not_before,
                 not_after: t.not_after,
                 self_signed: t.self_signed,
-                sha256: t.sha256.clone(),
-                error: some(&t.error),
+                sha256: t.sha256,
+                error: some(t.error),
             }),
             method: match v1::DetectMethod::try_from(w.method) {
                 Ok(v1::DetectMethod::Nmap) => Method::Nmap,

@@ -20,6 +20,9 @@ use versions::Versioning;
 pub struct Version {
     raw: String,
     parsed: Versioning,
+    /// OpenSSH-style portable releases (`9.2p1`): after the release
+    /// itself, where `versions` would read `p1` as a pre-release before it.
+    portable: Option<u32>,
 }
 
 impl Version {
@@ -34,8 +37,14 @@ impl Version {
         }
         let end = reported.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(reported.len());
         let core = reported[..end].trim_end_matches('.');
-        let parsed = Versioning::new(core)?;
-        Some(Version { raw: core.to_string(), parsed })
+        let (base, portable) = match core.rsplit_once('p') {
+            Some((base, n)) if base.ends_with(|c: char| c.is_ascii_digit()) && !n.is_empty() => {
+                n.parse().ok().map_or((core, None), |n| (base, Some(n)))
+            }
+            _ => (core, None),
+        };
+        let parsed = Versioning::new(base)?;
+        Some(Version { raw: core.to_string(), parsed, portable })
     }
 
     /// The comparable text (`10.11.6`).
@@ -66,7 +75,7 @@ impl PartialOrd for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.parsed.cmp(&other.parsed)
+        self.parsed.cmp(&other.parsed).then(self.portable.cmp(&other.portable))
     }
 }
 
@@ -197,6 +206,9 @@ mod tests {
         assert!(v("10.11.6-MariaDB") == v("10.11.6"));
         assert!(v("8.9p1") < v("9.2p1"));
         assert!(v("9.2p1") < v("9.3"));
+        assert!(v("9.2") < v("9.2p1"), "a portable release comes after the release");
+        assert!(v("9.2p1") < v("9.2p2"));
+        assert!(v("10.0p2") > v("10.0"));
         assert!(v("2.4") < v("2.4.1"));
     }
 
@@ -211,6 +223,8 @@ mod tests {
         assert!(within("1.22.1", "1.22.1"));
         assert!(!within("1.22.1", "1.22.0"));
         assert!(within(">9.0p1", "9.2p1"));
+        assert!(within(">=9.2", "9.2p1"));
+        assert!(!within("<10.0", "10.0p2"));
         assert!(within("*", "0.1"));
     }
 

@@ -31,7 +31,10 @@ pub struct ControlService {
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
-        Status::internal(e.to_string())
+        match e {
+            StoreError::Unordered { .. } => Status::invalid_argument(e.to_string()),
+            e => Status::internal(e.to_string()),
+        }
     }
 }
 
@@ -192,17 +195,18 @@ impl Control for ControlService {
         };
         let period: Period = header.period.parse().map_err(|e: PeriodError| Status::invalid_argument(e.to_string()))?;
         let revision = self.store.current_baseline(period)?.map_or(1, |b| b.revision + 1);
-        let mut entries = 0;
+        let mut writer = self.store.baseline_writer(period, revision);
         while let Some(msg) = stream.message().await? {
             let Some(v1::import_message::Body::Entries(chunk)) = msg.body else {
                 return Err(Status::invalid_argument("one header per import"));
             };
-            let converted = chunk.entries.iter().map(|e| {
-                BaselineEntry::try_from(e)
-                    .map_err(|err| StoreError::Decode { what: "imported entry", detail: err.to_string() })
-            });
-            entries += self.store.put_baseline_entries(period, revision, converted)?;
+            for e in chunk.entries {
+                let e = BaselineEntry::try_from(e)
+                    .map_err(|err| Status::invalid_argument(format!("imported entry: {err}")))?;
+                writer.push(&e)?;
+            }
         }
+        let entries = writer.finish()?;
         let record = BaselineRecord {
             period,
             revision,

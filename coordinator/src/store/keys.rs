@@ -27,7 +27,9 @@ pub fn observation_key(scan_id: u64, addr: IpAddr, proto: Proto, port: u16, regi
     k
 }
 
-/// (period, revision): a baseline revision, and the prefix of its entries.
+/// (period, revision): a baseline revision, and the prefix of its blocks of
+/// entries (each keyed further by its first entry's [`push_port_key`]; schema
+/// 1 keyed every single entry that way).
 pub fn baseline_key(period: Period, revision: u32) -> [u8; 8] {
     let mut k = [0u8; 8];
     k[..4].copy_from_slice(&period.number().to_be_bytes());
@@ -35,17 +37,9 @@ pub fn baseline_key(period: Period, revision: u32) -> [u8; 8] {
     k
 }
 
-/// (period, revision, family, address, protocol, port): one baseline entry.
-pub fn baseline_entry_key(period: Period, revision: u32, addr: IpAddr, proto: Proto, port: u16) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + 1 + 16 + 1 + 2);
-    k.extend_from_slice(&baseline_key(period, revision));
-    push_port_key(&mut k, addr, proto, port);
-    k
-}
-
 /// Family, address as 16 bytes, protocol number, port: the order of
 /// [`vantage_shared::PortKey`].
-fn push_port_key(k: &mut Vec<u8>, addr: IpAddr, proto: Proto, port: u16) {
+pub(super) fn push_port_key(k: &mut Vec<u8>, addr: IpAddr, proto: Proto, port: u16) {
     match addr {
         IpAddr::V4(a) => {
             k.push(4);

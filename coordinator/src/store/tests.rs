@@ -118,3 +118,95 @@ fn a_newer_schema_is_refused() {
     let err = Store::open(dir.path()).err().unwrap();
     assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1));
 }
+
+fn entry(addr: &str, port: u16) -> BaselineEntry {
+    BaselineEntry {
+        addr: addr.parse().unwrap(),
+        proto: Proto::Tcp,
+        port,
+        state: PortState::Open,
+        open_in: vec!["eu".into(), "us".into()],
+        service: Some(vantage_shared::ServiceFacts::named("http").product("nginx").version("1.22.1")),
+        scan_id: 7,
+        seen_at: UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+    }
+}
+
+/// 1,000 entries over 5 hosts: blocks of 512 end inside a host.
+fn many() -> Vec<BaselineEntry> {
+    (0..5u8).flat_map(|h| (1..=200u16).map(move |p| entry(&format!("198.18.0.{h}"), p * 3))).collect()
+}
+
+#[test]
+fn baseline_blocks_read_back_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let nov: Period = "2026-11".parse().unwrap();
+    let oct: Period = "2026-10".parse().unwrap();
+    let entries = many();
+    assert_eq!(store.put_baseline_entries(nov, 1, entries.iter().cloned().map(Ok)).unwrap(), 1000);
+    // A neighbouring revision and period stay apart.
+    store.put_baseline_entries(nov, 2, [Ok(entry("198.18.0.9", 1))].into_iter()).unwrap();
+    store.put_baseline_entries(oct, 1, [Ok(entry("198.18.0.0", 1))].into_iter()).unwrap();
+    let back: Vec<_> = store.baseline_entries(nov, 1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(back, entries);
+    assert_eq!(store.baseline_blocks.scan_prefix(keys::baseline_key(nov, 1)).count(), 2, "1000 entries, 512 a block");
+    assert_eq!(store.baseline_entries(nov, 2).count(), 1);
+    assert_eq!(store.baseline_entries(oct, 1).count(), 1);
+}
+
+#[test]
+fn a_writer_refuses_entries_out_of_order_or_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let nov: Period = "2026-11".parse().unwrap();
+    let mut w = store.baseline_writer(nov, 1);
+    w.push(&entry("198.18.0.2", 80)).unwrap();
+    let e = w.push(&entry("198.18.0.1", 443)).unwrap_err();
+    assert!(matches!(e, StoreError::Unordered { .. }), "{e}");
+    assert!(e.to_string().contains("198.18.0.1 443/tcp after 198.18.0.2 80/tcp"), "{e}");
+    assert!(matches!(w.push(&entry("198.18.0.2", 80)), Err(StoreError::Unordered { .. })));
+    w.push(&entry("198.18.0.2", 81)).unwrap();
+    assert_eq!(w.finish().unwrap(), 2);
+}
+
+#[test]
+fn a_schema_1_store_migrates_its_baselines_into_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let nov: Period = "2026-11".parse().unwrap();
+    let oct: Period = "2026-10".parse().unwrap();
+    let entries = many();
+    {
+        // What schema 1 wrote: one key per entry.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(TREE_META).unwrap().insert(KEY_SCHEMA, &1u32.to_be_bytes()).unwrap();
+        let old = db.open_tree(TREE_BASELINE_ENTRIES_V1).unwrap();
+        for (period, e) in entries.iter().map(|e| (nov, e)).chain([(oct, &entries[0])]) {
+            let mut k = keys::baseline_key(period, 1).to_vec();
+            keys::push_port_key(&mut k, e.addr, e.proto, e.port);
+            old.insert(k, v1::BaselineEntry::from(e).encode_to_vec()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let back: Vec<_> = store.baseline_entries(nov, 1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(back, entries);
+    assert_eq!(store.baseline_entries(oct, 1).count(), 1);
+    assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == TREE_BASELINE_ENTRIES_V1.as_bytes()));
+    assert_eq!(store.meta.get(KEY_SCHEMA).unwrap().unwrap().as_ref(), &SCHEMA_VERSION.to_be_bytes());
+    drop(store);
+    // Reopening finds nothing left to migrate.
+    assert_eq!(Store::open(dir.path()).unwrap().baseline_entries(nov, 1).count(), 1000);
+}
+
+#[test]
+fn a_reader_dropped_early_stops_its_thread_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let nov: Period = "2026-11".parse().unwrap();
+    store.put_baseline_entries(nov, 1, many().into_iter().map(Ok)).unwrap();
+    let first: Vec<_> = store.baseline_entries(nov, 1).take(3).collect::<Result<_, _>>().unwrap();
+    assert_eq!(first, many()[..3]);
+    // The reader thread hung up; the store still reads whole.
+    assert_eq!(store.baseline_entries(nov, 1).count(), 1000);
+}

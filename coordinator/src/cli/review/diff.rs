@@ -8,6 +8,7 @@
 //! or not re-probed (`--no-confirm`, a first review, too many candidates).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -192,7 +193,11 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
                 changes: &changes,
                 ignored: &ignored,
             };
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            // Written as it serializes: a diff of a large estate is tens of megabytes.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+            out.flush()?;
         }
         Format::Table if changes.is_empty() => println!("no changes"),
         Format::Table => {
