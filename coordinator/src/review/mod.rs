@@ -5,9 +5,13 @@
 //! * [`diff`]: the typed changes between two baselines, as a merge-join.
 //! * [`ignore`]: ignore rules for known noise, each with a reason and an expiry.
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
+//! * [`inventory`]: the asset inventory (CSV), and where a scan disagrees with it.
+//! * [`register`]: the justification register of documented exposures, and judging ports against it.
 
 pub mod baseline;
 pub mod confirm;
 pub mod diff;
 pub mod ignore;
 pub mod import;
+pub mod inventory;
+pub mod register;
