@@ -8,6 +8,12 @@
 //! The justification register ("allowed version range") and the
 //! vulnerability data (NVD's `versionStartIncluding`/`versionEndExcluding`)
 //! both compare through this module, so they agree on what "older" means.
+//!
+//! One convention is handled before the crate sees it: OpenSSH-style
+//! portable patch levels. `9.3p1` is the first release *of* 9.3, but the
+//! crate reads `<n>p<m>` like `<n>rc<m>` and puts it before 9.3, which would
+//! make every `versionEndExcluding 9.3` in NVD's data claim 9.3p1. So a
+//! trailing `p<digits>` is split off and ordered after the release it patches.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -19,7 +25,10 @@ use versions::Versioning;
 #[derive(Debug, Clone)]
 pub struct Version {
     raw: String,
+    /// The release without a portable patch level (`9.3` for `9.3p1`).
     parsed: Versioning,
+    /// The portable patch level (`9.3p1` → 1); none sorts first.
+    patch: Option<u32>,
 }
 
 impl Version {
@@ -34,13 +43,28 @@ impl Version {
         }
         let end = reported.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(reported.len());
         let core = reported[..end].trim_end_matches('.');
-        let parsed = Versioning::new(core)?;
-        Some(Version { raw: core.to_string(), parsed })
+        let (release, patch) = split_patch(core);
+        let parsed = Versioning::new(release)?;
+        Some(Version { raw: core.to_string(), parsed, patch })
     }
 
     /// The comparable text (`10.11.6`).
     pub fn as_str(&self) -> &str {
         &self.raw
+    }
+}
+
+/// `9.3p1` → (`9.3`, 1): a `p<digits>` after a digit ends a portable patch
+/// level. `1.0pre1` and `2.0p` are left alone.
+fn split_patch(core: &str) -> (&str, Option<u32>) {
+    let split = core.rsplit_once(['p', 'P']).filter(|(release, level)| {
+        release.ends_with(|c: char| c.is_ascii_digit())
+            && !level.is_empty()
+            && level.bytes().all(|b| b.is_ascii_digit())
+    });
+    match split.and_then(|(release, level)| Some((release, level.parse().ok()?))) {
+        Some((release, level)) => (release, Some(level)),
+        None => (core, None),
     }
 }
 
@@ -66,7 +90,7 @@ impl PartialOrd for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.parsed.cmp(&other.parsed)
+        self.parsed.cmp(&other.parsed).then(self.patch.cmp(&other.patch))
     }
 }
 
@@ -198,6 +222,20 @@ mod tests {
         assert!(v("8.9p1") < v("9.2p1"));
         assert!(v("9.2p1") < v("9.3"));
         assert!(v("2.4") < v("2.4.1"));
+    }
+
+    #[test]
+    fn portable_patch_levels_follow_their_release() {
+        assert!(v("9.3p1") > v("9.3"));
+        assert!(v("9.3p1") < v("9.3p2"));
+        assert!(v("9.3p2") < v("9.3p10"));
+        assert!(v("9.3p2") < v("9.4"));
+        assert!(v("9.1p1") != v("9.1"));
+        assert_eq!(v("9.3p1 Debian-2").as_str(), "9.3p1");
+        assert!(!within("<9.6", "9.6p1"), "9.6p1 is the 9.6 release, not before it");
+        assert!(within(">=8.5p1, <9.8p1", "9.2p1"));
+        assert!(!within(">=8.5p1, <9.8p1", "9.8p1"));
+        assert!(v("1.0pre1") < v("1.0"), "only `p<digits>` is a patch level");
     }
 
     #[test]
