@@ -52,6 +52,19 @@ impl Version {
     pub fn as_str(&self) -> &str {
         &self.raw
     }
+
+    /// The release a portable patch level patches (`9.1p1` → `9.1`); other
+    /// versions are their own release. NVD writes `9.1p1` as version `9.1`
+    /// with update `p1`, so matching its criteria needs both halves.
+    pub fn release(&self) -> Version {
+        match self.patch {
+            Some(_) => {
+                let end = self.raw.rfind(['p', 'P']).expect("a patch level follows a `p`");
+                Version { raw: self.raw[..end].to_string(), parsed: self.parsed.clone(), patch: None }
+            }
+            None => self.clone(),
+        }
+    }
 }
 
 /// `9.3p1` → (`9.3`, 1): a `p<digits>` after a digit ends a portable patch
@@ -236,6 +249,14 @@ mod tests {
         assert!(within(">=8.5p1, <9.8p1", "9.2p1"));
         assert!(!within(">=8.5p1, <9.8p1", "9.8p1"));
         assert!(v("1.0pre1") < v("1.0"), "only `p<digits>` is a patch level");
+    }
+
+    #[test]
+    fn release_drops_the_patch_level() {
+        assert_eq!(v("9.1p1").release().as_str(), "9.1");
+        assert!(v("9.1p1").release() == v("9.1"));
+        assert_eq!(v("1.22.1").release().as_str(), "1.22.1");
+        assert_eq!(v("1.0pre1").release().as_str(), "1.0pre1");
     }
 
     #[test]
