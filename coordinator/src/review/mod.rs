@@ -5,9 +5,11 @@
 //! * [`diff`]: the typed changes between two baselines, as a merge-join.
 //! * [`ignore`]: ignore rules for known noise, each with a reason and an expiry.
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
+//! * [`vulns`]: offline NVD and CISA KEV data, and which CVEs a detected CPE falls under.
 
 pub mod baseline;
 pub mod confirm;
 pub mod diff;
 pub mod ignore;
 pub mod import;
+pub mod vulns;
