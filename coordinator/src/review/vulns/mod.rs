@@ -8,16 +8,18 @@
 //! in it by (vendor, product). This module is pure: no store, no network.
 //!
 //! A review must not claim a vulnerability it cannot show, so a hit carries
-//! its evidence: only a detected version in the CVE's vulnerable range is a
-//! match; a detection without a version, or without the update a criterion
-//! pins, is reported as such.
+//! its [`Evidence`]: only [`Evidence::Shown`] means the detected version lies
+//! in the CVE's vulnerable range; a detection without a version, or without
+//! the update a criterion pins, is reported as such rather than as a match.
 //!
 //! * [`cpe`]: CPE 2.3 formatted strings, parsed and formatted.
 //! * [`nvd`]: NVD CVE JSON 2.0 feeds, compacted to [`CveRecord`]s.
 //! * [`kev`]: the CISA KEV catalog.
+//! * [`matching`]: one match criterion against one detected CPE.
 
 pub mod cpe;
 pub mod kev;
+pub mod matching;
 pub mod nvd;
 
 use std::fmt;
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 pub use cpe::{Component, Cpe, CpeError};
 pub use kev::{KevCatalog, KevEntry};
+pub use matching::Evidence;
 pub use nvd::{CveRecord, Cvss, CvssVersion, MatchCriterion, NvdFeed, Severity};
 
 /// The two file formats this module reads.
