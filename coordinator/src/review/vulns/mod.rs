@@ -4,7 +4,7 @@
 //! A review runs where the internet may not be, so the data comes from
 //! files an operator downloads: NVD's CVE JSON 2.0 feeds and CISA's Known
 //! Exploited Vulnerabilities catalog. They are read once into a compact
-//! database that serialises as a whole, and a detection's CPE is looked up
+//! [`VulnDb`] that serialises as a whole, and a detection's CPE is looked up
 //! in it by (vendor, product). This module is pure: no store, no network.
 //!
 //! A review must not claim a vulnerability it cannot show, so a hit carries
@@ -16,8 +16,10 @@
 //! * [`nvd`]: NVD CVE JSON 2.0 feeds, compacted to [`CveRecord`]s.
 //! * [`kev`]: the CISA KEV catalog.
 //! * [`matching`]: one match criterion against one detected CPE.
+//! * [`index`]: the [`VulnDb`], its builder and import report.
 
 pub mod cpe;
+pub mod index;
 pub mod kev;
 pub mod matching;
 pub mod nvd;
@@ -27,6 +29,7 @@ use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
 pub use cpe::{Component, Cpe, CpeError};
+pub use index::{ImportReport, SourceFile, VulnData, VulnDb, VulnDbBuilder, VulnHit};
 pub use kev::{KevCatalog, KevEntry};
 pub use matching::Evidence;
 pub use nvd::{CveRecord, Cvss, CvssVersion, MatchCriterion, NvdFeed, Severity};
