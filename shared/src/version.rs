@@ -8,6 +8,12 @@
 //! The justification register ("allowed version range") and the
 //! vulnerability data (NVD's `versionStartIncluding`/`versionEndExcluding`)
 //! both compare through this module, so they agree on what "older" means.
+//!
+//! One convention is handled before the crate sees it: OpenSSH-style
+//! portable patch levels. `9.3p1` is the first release *of* 9.3, but the
+//! crate reads `<n>p<m>` like `<n>rc<m>` and puts it before 9.3, which would
+//! make every `versionEndExcluding 9.3` in NVD's data claim 9.3p1. So a
+//! trailing `p<digits>` is split off and ordered after the release it patches.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -19,10 +25,10 @@ use versions::Versioning;
 #[derive(Debug, Clone)]
 pub struct Version {
     raw: String,
+    /// The release without a portable patch level (`9.3` for `9.3p1`).
     parsed: Versioning,
-    /// OpenSSH-style portable releases (`9.2p1`): after the release
-    /// itself, where `versions` would read `p1` as a pre-release before it.
-    portable: Option<u32>,
+    /// The portable patch level (`9.3p1` → 1); none sorts first.
+    patch: Option<u32>,
 }
 
 impl Version {
@@ -37,19 +43,41 @@ impl Version {
         }
         let end = reported.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(reported.len());
         let core = reported[..end].trim_end_matches('.');
-        let (base, portable) = match core.rsplit_once('p') {
-            Some((base, n)) if base.ends_with(|c: char| c.is_ascii_digit()) && !n.is_empty() => {
-                n.parse().ok().map_or((core, None), |n| (base, Some(n)))
-            }
-            _ => (core, None),
-        };
-        let parsed = Versioning::new(base)?;
-        Some(Version { raw: core.to_string(), parsed, portable })
+        let (release, patch) = split_patch(core);
+        let parsed = Versioning::new(release)?;
+        Some(Version { raw: core.to_string(), parsed, patch })
     }
 
     /// The comparable text (`10.11.6`).
     pub fn as_str(&self) -> &str {
         &self.raw
+    }
+
+    /// The release a portable patch level patches (`9.1p1` → `9.1`); other
+    /// versions are their own release. NVD writes `9.1p1` as version `9.1`
+    /// with update `p1`, so matching its criteria needs both halves.
+    pub fn release(&self) -> Version {
+        match self.patch {
+            Some(_) => {
+                let end = self.raw.rfind(['p', 'P']).expect("a patch level follows a `p`");
+                Version { raw: self.raw[..end].to_string(), parsed: self.parsed.clone(), patch: None }
+            }
+            None => self.clone(),
+        }
+    }
+}
+
+/// `9.3p1` → (`9.3`, 1): a `p<digits>` after a digit ends a portable patch
+/// level. `1.0pre1` and `2.0p` are left alone.
+fn split_patch(core: &str) -> (&str, Option<u32>) {
+    let split = core.rsplit_once(['p', 'P']).filter(|(release, level)| {
+        release.ends_with(|c: char| c.is_ascii_digit())
+            && !level.is_empty()
+            && level.bytes().all(|b| b.is_ascii_digit())
+    });
+    match split.and_then(|(release, level)| Some((release, level.parse().ok()?))) {
+        Some((release, level)) => (release, Some(level)),
+        None => (core, None),
     }
 }
 
@@ -75,7 +103,7 @@ impl PartialOrd for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.parsed.cmp(&other.parsed).then(self.portable.cmp(&other.portable))
+        self.parsed.cmp(&other.parsed).then(self.patch.cmp(&other.patch))
     }
 }
 
@@ -206,10 +234,29 @@ mod tests {
         assert!(v("10.11.6-MariaDB") == v("10.11.6"));
         assert!(v("8.9p1") < v("9.2p1"));
         assert!(v("9.2p1") < v("9.3"));
-        assert!(v("9.2") < v("9.2p1"), "a portable release comes after the release");
-        assert!(v("9.2p1") < v("9.2p2"));
-        assert!(v("10.0p2") > v("10.0"));
         assert!(v("2.4") < v("2.4.1"));
+    }
+
+    #[test]
+    fn portable_patch_levels_follow_their_release() {
+        assert!(v("9.3p1") > v("9.3"));
+        assert!(v("9.3p1") < v("9.3p2"));
+        assert!(v("9.3p2") < v("9.3p10"));
+        assert!(v("9.3p2") < v("9.4"));
+        assert!(v("9.1p1") != v("9.1"));
+        assert_eq!(v("9.3p1 Debian-2").as_str(), "9.3p1");
+        assert!(!within("<9.6", "9.6p1"), "9.6p1 is the 9.6 release, not before it");
+        assert!(within(">=8.5p1, <9.8p1", "9.2p1"));
+        assert!(!within(">=8.5p1, <9.8p1", "9.8p1"));
+        assert!(v("1.0pre1") < v("1.0"), "only `p<digits>` is a patch level");
+    }
+
+    #[test]
+    fn release_drops_the_patch_level() {
+        assert_eq!(v("9.1p1").release().as_str(), "9.1");
+        assert!(v("9.1p1").release() == v("9.1"));
+        assert_eq!(v("1.22.1").release().as_str(), "1.22.1");
+        assert_eq!(v("1.0pre1").release().as_str(), "1.0pre1");
     }
 
     #[test]
@@ -223,8 +270,6 @@ mod tests {
         assert!(within("1.22.1", "1.22.1"));
         assert!(!within("1.22.1", "1.22.0"));
         assert!(within(">9.0p1", "9.2p1"));
-        assert!(within(">=9.2", "9.2p1"));
-        assert!(!within("<10.0", "10.0p2"));
         assert!(within("*", "0.1"));
     }
 

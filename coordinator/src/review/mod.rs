@@ -7,6 +7,7 @@
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
 //! * [`inventory`]: the asset inventory (CSV), and where a scan disagrees with it.
 //! * [`register`]: the justification register of documented exposures, and judging ports against it.
+//! * [`vulns`]: offline NVD and CISA KEV data, and which CVEs a detected CPE falls under.
 
 pub mod baseline;
 pub mod confirm;
@@ -15,3 +16,4 @@ pub mod ignore;
 pub mod import;
 pub mod inventory;
 pub mod register;
+pub mod vulns;
