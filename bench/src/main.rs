@@ -16,6 +16,11 @@
 //! * `diffcheck`: the diff of two 1,000,000-port baselines (`--checks
 //!   diff`), made up by `synth`; needs no lab and no root.
 
+/// The same allocator as `vantage`, so the diff check's in-process stages
+/// measure what the product does.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod agree;
 mod bench;
 mod checks;

@@ -1,0 +1,147 @@
+//! Last month's findings and this month's candidates into this month's
+//! findings. The rules that make findings trustworthy live here:
+//!
+//! * Identity is (address, protocol, port, kind): the same exposure seen
+//!   again is the same finding, with its history and id.
+//! * Remediated is only ever set here, by a review whose scans covered the
+//!   port and no longer saw the problem; a port outside this month's scans
+//!   stays as it was (an incomplete scan proves nothing).
+//! * A remediated finding seen again is reopened and counted as a repeat;
+//!   its deadline runs from the day it came back.
+//! * A review of an older period never overrides a newer one's decision.
+//! * Re-running a review on the same baseline changes nothing: times come
+//!   from the baseline, and history records transitions only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use vantage_shared::{Period, Proto};
+
+use super::super::policy::Policy;
+use super::{Candidate, Event, Finding, FindingKey, Status, hours_text};
+
+/// Whether the period's scans probed a port at all.
+pub type Coverage<'a> = &'a dyn Fn(IpAddr, Proto, u16) -> bool;
+
+/// A review's findings and what changed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every finding the review touched (new, still present, closed), by key.
+    pub findings: Vec<Finding>,
+    pub new: usize,
+    pub still_open: usize,
+    pub remediated: usize,
+    pub reopened: usize,
+    /// Earlier findings on ports this review's scans did not cover: left as they were.
+    pub not_covered: usize,
+}
+
+/// Reconciles `existing` findings with a review's `candidates` for
+/// `period`, whose baseline was built at `seen_at`. `next_id` names new
+/// findings.
+pub fn reconcile(
+    existing: Vec<Finding>,
+    candidates: Vec<Candidate>,
+    period: Period,
+    seen_at: SystemTime,
+    policy: &Policy,
+    covered: Coverage<'_>,
+    mut next_id: impl FnMut() -> String,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let open_ports: BTreeSet<(IpAddr, Proto, u16)> =
+        candidates.iter().map(|c| (c.key.addr, c.key.proto, c.key.port)).collect();
+    let mut existing: BTreeMap<FindingKey, Finding> = existing.into_iter().map(|f| (f.key, f)).collect();
+    let event = |what: String| Event { at: seen_at, period: Some(period), what };
+
+    for c in candidates {
+        let Some(mut f) = existing.remove(&c.key) else {
+            let deadline = seen_at + policy.deadline_of(c.severity);
+            out.new += 1;
+            out.findings.push(Finding {
+                id: next_id(),
+                key: c.key,
+                severity: c.severity,
+                status: Status::Open,
+                owner: c.owner,
+                contact: c.contact,
+                first_seen: seen_at,
+                opened_at: seen_at,
+                last_seen: seen_at,
+                last_period: period,
+                deadline,
+                repeats: 0,
+                sentence: c.sentence,
+                detail: c.detail,
+                history: vec![event(format!(
+                    "found ({}, due within {})",
+                    c.severity,
+                    hours_text(policy.deadline_of(c.severity))
+                ))],
+            });
+            continue;
+        };
+        if f.last_period > period {
+            out.findings.push(f);
+            continue;
+        }
+        match &f.status {
+            Status::Remediated { period: closed, .. } => {
+                let what = format!("seen again after its remediation in {closed}: repeat {}", f.repeats + 1);
+                f.repeats += 1;
+                f.opened_at = seen_at;
+                f.status = Status::Reopened;
+                f.history.push(event(what));
+                out.reopened += 1;
+            }
+            Status::AcceptedRisk { until, reason, .. } if seen_at >= *until => {
+                let what = format!(
+                    "risk acceptance (\"{reason}\") ended on {}: open again",
+                    humantime::format_rfc3339_seconds(*until)
+                );
+                f.status = Status::Open;
+                f.history.push(event(what));
+                out.still_open += 1;
+            }
+            _ => out.still_open += 1,
+        }
+        if f.severity != c.severity {
+            f.history.push(event(format!("severity {} -> {}", f.severity, c.severity)));
+            f.severity = c.severity;
+        }
+        f.deadline = f.opened_at + policy.deadline_of(f.severity);
+        f.owner = c.owner;
+        f.contact = c.contact;
+        f.sentence = c.sentence;
+        f.detail = c.detail;
+        f.last_seen = f.last_seen.max(seen_at);
+        f.last_period = period;
+        out.findings.push(f);
+    }
+
+    // What this review did not find again.
+    for (_, mut f) in existing {
+        if f.last_period > period || matches!(f.status, Status::Remediated { .. }) {
+            continue;
+        }
+        let k = f.key;
+        if !covered(k.addr, k.proto, k.port) {
+            out.not_covered += 1;
+            continue;
+        }
+        let took = seen_at.duration_since(f.opened_at).unwrap_or_default();
+        let how = if open_ports.contains(&(k.addr, k.proto, k.port)) {
+            "no longer applies (the port is open; what it is changed)"
+        } else {
+            "port no longer open"
+        };
+        f.history.push(event(format!("{how}: remediated after {}", hours_text(took))));
+        f.status = Status::Remediated { at: seen_at, period };
+        f.last_period = period;
+        out.remediated += 1;
+        out.findings.push(f);
+    }
+    out.findings.sort_by_key(|f| f.key);
+    out
+}
