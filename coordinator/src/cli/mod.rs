@@ -101,6 +101,12 @@ pub enum Command {
     /// History from elsewhere: an nmap XML report as a period's baseline.
     #[command(subcommand)]
     Import(review::import::ImportCommand),
+    /// Judge a period's baseline against the register, inventory, vulnerability
+    /// data and policy: findings with severity, owner and deadline.
+    Review(review::findings::ReviewArgs),
+    /// The findings: list and filter (default: those still to act on), show one,
+    /// acknowledge, accept a risk until a date.
+    Findings(review::findings::FindingsArgs),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -118,6 +124,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(args) => review::diff::run(&cli.global, args).await,
         Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
+        Command::Review(args) => review::findings::review(&cli.global, args).await,
+        Command::Findings(args) => review::findings::findings(&cli.global, args).await,
     }
 }
 

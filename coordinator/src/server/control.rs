@@ -16,10 +16,11 @@ use vantage_shared::convert::{addr_to_bytes, time_to_wire};
 use vantage_shared::period::PeriodError;
 use vantage_shared::{BaselineEntry, Period, PortState, Scope};
 
-use super::planner;
 use super::scheduler::{Scheduler, status_of};
+use super::{planner, review};
 use crate::review::baseline::{self, Sources};
 use crate::review::diff::{self, Change, ChangeKind};
+use crate::review::vulns::VulnData;
 use crate::store::{BaselineRecord, ScanRecord, ShardState, ShardStats, Store, StoreError};
 
 pub struct ControlService {
@@ -37,6 +38,10 @@ impl From<StoreError> for Status {
         }
     }
 }
+
+/// The most vulnerability data one import may send (NVD's whole history,
+/// compacted, is well below it).
+const MAX_VULN_DATA: usize = 1 << 30;
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -184,6 +189,56 @@ impl Control for ControlService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    async fn put_document(&self, req: Request<v1::PutDocumentRequest>) -> Result<Response<v1::DocumentInfo>, Status> {
+        review::put_document(&self.store, req.into_inner()).map(Response::new)
+    }
+
+    async fn import_vulns(&self, req: Request<Streaming<v1::VulnChunk>>) -> Result<Response<v1::VulnInfo>, Status> {
+        let mut stream = req.into_inner();
+        let mut json = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            if json.len() + chunk.data.len() > MAX_VULN_DATA {
+                return Err(Status::invalid_argument(format!(
+                    "vulnerability data over {} MiB: import fewer feed files",
+                    MAX_VULN_DATA >> 20
+                )));
+            }
+            json.extend_from_slice(&chunk.data);
+        }
+        let data: VulnData =
+            serde_json::from_slice(&json).map_err(|e| Status::invalid_argument(format!("vulnerability data: {e}")))?;
+        self.store.put_vulns(&data)?;
+        self.store.flush().await?;
+        tracing::info!(cves = data.cves.len(), kev = data.kev.len(), "vulnerability data imported");
+        Ok(Response::new(v1::VulnInfo {
+            cves: data.cves.len() as u64,
+            kev_entries: data.kev.len() as u64,
+            sources: data.sources.iter().map(|s| s.name.clone()).collect(),
+        }))
+    }
+
+    async fn review(&self, req: Request<v1::ReviewRequest>) -> Result<Response<v1::ReviewSummary>, Status> {
+        review::review(&self.store, req.into_inner()).await.map(Response::new)
+    }
+
+    type ListFindingsStream = Boxed<v1::FindingRecord>;
+
+    async fn list_findings(
+        &self,
+        _req: Request<v1::ListFindingsRequest>,
+    ) -> Result<Response<Self::ListFindingsStream>, Status> {
+        let records: Vec<Result<v1::FindingRecord, Status>> =
+            self.store.findings()?.iter().map(|f| Ok(review::record(f))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(records))))
+    }
+
+    async fn update_finding(
+        &self,
+        req: Request<v1::UpdateFindingRequest>,
+    ) -> Result<Response<v1::FindingRecord>, Status> {
+        review::update(&self.store, req.into_inner()).await.map(Response::new)
+    }
+
     async fn import_baseline(
         &self,
         req: Request<Streaming<v1::ImportMessage>>,
@@ -272,7 +327,7 @@ impl ControlService {
     }
 }
 
-fn baseline_info(b: &BaselineRecord, current: bool) -> v1::BaselineInfo {
+pub(super) fn baseline_info(b: &BaselineRecord, current: bool) -> v1::BaselineInfo {
     v1::BaselineInfo {
         period: b.period.to_string(),
         revision: b.revision,

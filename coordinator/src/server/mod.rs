@@ -13,6 +13,7 @@
 pub mod agent_link;
 pub mod control;
 pub mod planner;
+pub mod review;
 pub mod scheduler;
 
 use std::path::PathBuf;

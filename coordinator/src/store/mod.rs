@@ -8,6 +8,7 @@
 //! calls it after storing a batch and before acknowledging it, so an
 //! acknowledged observation survives a crash (DESIGN invariant 1).
 
+mod findings;
 pub mod keys;
 pub mod records;
 
@@ -19,6 +20,7 @@ use prost::Message;
 use vantage_proto::v1;
 use vantage_shared::{BaselineEntry, Observation, Period};
 
+pub use findings::Document;
 pub use records::{BaselineRecord, ScanRecord, ShardRecord, ShardState, ShardStats};
 
 /// Version of the layout below. Bump it with a forward migration.
@@ -33,6 +35,9 @@ const TREE_BASELINES: &str = "baselines";
 /// Schema 1's tree of single baseline entries, migrated into blocks.
 const TREE_BASELINE_ENTRIES_V1: &str = "baseline_entries";
 const TREE_BASELINE_BLOCKS: &str = "baseline_blocks";
+const TREE_FINDINGS: &str = "findings";
+const TREE_DOCUMENTS: &str = "documents";
+const TREE_VULNS: &str = "vulns";
 /// Baseline entries per sled value, compressed with LZ4. A month's baseline
 /// is millions of ports, only ever read whole and in order. Measured on 2M
 /// entries: one key per entry spent 4.6-6.5 s in per-key overhead; sled's
@@ -82,6 +87,9 @@ pub struct Store {
     observations: sled::Tree,
     baselines: sled::Tree,
     baseline_blocks: sled::Tree,
+    findings: sled::Tree,
+    documents: sled::Tree,
+    vulns: sled::Tree,
 }
 
 impl Store {
@@ -107,6 +115,9 @@ impl Store {
             observations: db.open_tree(TREE_OBSERVATIONS)?,
             baselines: db.open_tree(TREE_BASELINES)?,
             baseline_blocks: db.open_tree(TREE_BASELINE_BLOCKS)?,
+            findings: db.open_tree(TREE_FINDINGS)?,
+            documents: db.open_tree(TREE_DOCUMENTS)?,
+            vulns: db.open_tree(TREE_VULNS)?,
             meta,
             db,
             _lock: Arc::new(lock),
@@ -161,7 +172,12 @@ impl Store {
     /// flushed): 1, 2, 3, ... (sled's own id generator leaps by a million
     /// after every restart, which is no id for people to type).
     pub fn next_scan_id(&self) -> Result<u64, StoreError> {
-        let next = self.meta.update_and_fetch(KEY_LAST_SCAN, |old| {
+        self.next_counter(KEY_LAST_SCAN)
+    }
+
+    /// Counts up the counter at `key` in the meta tree.
+    fn next_counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        let next = self.meta.update_and_fetch(key, |old| {
             let last = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
             Some((last + 1).to_be_bytes().to_vec())
         })?;

@@ -572,6 +572,108 @@ pub struct ImportEntries {
     #[prost(message, repeated, tag = "1")]
     pub entries: ::prost::alloc::vec::Vec<BaselineEntry>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PutDocumentRequest {
+    #[prost(enumeration = "DocumentKind", tag = "1")]
+    pub kind: i32,
+    /// The file name it came from, for messages and reports.
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub text: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DocumentInfo {
+    #[prost(enumeration = "DocumentKind", tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "3")]
+    pub stored_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// What it holds ("12 entries, 3 owners").
+    #[prost(string, tag = "4")]
+    pub summary: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VulnChunk {
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct VulnInfo {
+    #[prost(uint64, tag = "1")]
+    pub cves: u64,
+    #[prost(uint64, tag = "2")]
+    pub kev_entries: u64,
+    #[prost(string, repeated, tag = "3")]
+    pub sources: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReviewRequest {
+    #[prost(string, tag = "1")]
+    pub period: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReviewSummary {
+    #[prost(message, optional, tag = "1")]
+    pub baseline: ::core::option::Option<BaselineInfo>,
+    #[prost(uint64, tag = "2")]
+    pub new: u64,
+    #[prost(uint64, tag = "3")]
+    pub still_open: u64,
+    #[prost(uint64, tag = "4")]
+    pub remediated: u64,
+    #[prost(uint64, tag = "5")]
+    pub reopened: u64,
+    /// Earlier findings on ports this period's scans did not probe.
+    #[prost(uint64, tag = "6")]
+    pub not_covered: u64,
+    /// What the review judged against ("register register.toml (12 entries)",
+    /// "no vulnerability data"), so a thin review says it was thin.
+    #[prost(string, repeated, tag = "7")]
+    pub knowledge: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListFindingsRequest {}
+/// A finding, as JSON in the schema `vantage findings --format json` prints
+/// (coordinator/src/review/findings: Finding). Carried as JSON because
+/// coordinator and CLI are one crate and the record grows with the review.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FindingRecord {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub json: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdateFindingRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// Who decided (operator name).
+    #[prost(string, tag = "2")]
+    pub by: ::prost::alloc::string::String,
+    #[prost(oneof = "update_finding_request::Action", tags = "3, 4")]
+    pub action: ::core::option::Option<update_finding_request::Action>,
+}
+/// Nested message and enum types in `UpdateFindingRequest`.
+pub mod update_finding_request {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Action {
+        #[prost(message, tag = "3")]
+        Acknowledge(super::Acknowledge),
+        #[prost(message, tag = "4")]
+        AcceptRisk(super::AcceptRisk),
+    }
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Acknowledge {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AcceptRisk {
+    #[prost(string, tag = "1")]
+    pub reason: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub until: ::core::option::Option<::prost_types::Timestamp>,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum Proto {
@@ -829,6 +931,38 @@ impl ChangeKind {
             "CHANGE_KIND_TLS_CHANGED" => Some(Self::TlsChanged),
             "CHANGE_KIND_REACHABILITY_CHANGED" => Some(Self::ReachabilityChanged),
             "CHANGE_KIND_STATE_CHANGED" => Some(Self::StateChanged),
+            _ => None,
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum DocumentKind {
+    Unspecified = 0,
+    Register = 1,
+    Inventory = 2,
+    Policy = 3,
+}
+impl DocumentKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "DOCUMENT_KIND_UNSPECIFIED",
+            Self::Register => "DOCUMENT_KIND_REGISTER",
+            Self::Inventory => "DOCUMENT_KIND_INVENTORY",
+            Self::Policy => "DOCUMENT_KIND_POLICY",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "DOCUMENT_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "DOCUMENT_KIND_REGISTER" => Some(Self::Register),
+            "DOCUMENT_KIND_INVENTORY" => Some(Self::Inventory),
+            "DOCUMENT_KIND_POLICY" => Some(Self::Policy),
             _ => None,
         }
     }
@@ -1423,6 +1557,120 @@ pub mod control_client {
                 .insert(GrpcMethod::new("vantage.v1.Control", "ImportBaseline"));
             self.inner.client_streaming(req, path, codec).await
         }
+        /// Stores a review document (register, inventory, policy) after checking
+        /// it; the newest of each kind judges later reviews, earlier ones stay.
+        pub async fn put_document(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PutDocumentRequest>,
+        ) -> std::result::Result<tonic::Response<super::DocumentInfo>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/PutDocument",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "PutDocument"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Replaces the vulnerability data: chunks of one JSON VulnData document
+        /// (coordinator/src/review/vulns), parsed from NVD and KEV files by the CLI.
+        pub async fn import_vulns(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::VulnChunk>,
+        ) -> std::result::Result<tonic::Response<super::VulnInfo>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/ImportVulns",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "ImportVulns"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        /// Judges a period's baseline into findings and reconciles them with the
+        /// findings of earlier periods.
+        pub async fn review(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ReviewRequest>,
+        ) -> std::result::Result<tonic::Response<super::ReviewSummary>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/Review",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("vantage.v1.Control", "Review"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list_findings(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListFindingsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::FindingRecord>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/ListFindings",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "ListFindings"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Acknowledges a finding or accepts its risk (remediation is never set by hand).
+        pub async fn update_finding(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpdateFindingRequest>,
+        ) -> std::result::Result<tonic::Response<super::FindingRecord>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/UpdateFinding",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "UpdateFinding"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1509,6 +1757,42 @@ pub mod control_server {
             &self,
             request: tonic::Request<tonic::Streaming<super::ImportMessage>>,
         ) -> std::result::Result<tonic::Response<super::BaselineInfo>, tonic::Status>;
+        /// Stores a review document (register, inventory, policy) after checking
+        /// it; the newest of each kind judges later reviews, earlier ones stay.
+        async fn put_document(
+            &self,
+            request: tonic::Request<super::PutDocumentRequest>,
+        ) -> std::result::Result<tonic::Response<super::DocumentInfo>, tonic::Status>;
+        /// Replaces the vulnerability data: chunks of one JSON VulnData document
+        /// (coordinator/src/review/vulns), parsed from NVD and KEV files by the CLI.
+        async fn import_vulns(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::VulnChunk>>,
+        ) -> std::result::Result<tonic::Response<super::VulnInfo>, tonic::Status>;
+        /// Judges a period's baseline into findings and reconciles them with the
+        /// findings of earlier periods.
+        async fn review(
+            &self,
+            request: tonic::Request<super::ReviewRequest>,
+        ) -> std::result::Result<tonic::Response<super::ReviewSummary>, tonic::Status>;
+        /// Server streaming response type for the ListFindings method.
+        type ListFindingsStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::FindingRecord, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        async fn list_findings(
+            &self,
+            request: tonic::Request<super::ListFindingsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::ListFindingsStream>,
+            tonic::Status,
+        >;
+        /// Acknowledges a finding or accepts its risk (remediation is never set by hand).
+        async fn update_finding(
+            &self,
+            request: tonic::Request<super::UpdateFindingRequest>,
+        ) -> std::result::Result<tonic::Response<super::FindingRecord>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ControlServer<T> {
@@ -1943,6 +2227,230 @@ pub mod control_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/PutDocument" => {
+                    #[allow(non_camel_case_types)]
+                    struct PutDocumentSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::UnaryService<super::PutDocumentRequest>
+                    for PutDocumentSvc<T> {
+                        type Response = super::DocumentInfo;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::PutDocumentRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::put_document(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PutDocumentSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/ImportVulns" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportVulnsSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::ClientStreamingService<super::VulnChunk>
+                    for ImportVulnsSvc<T> {
+                        type Response = super::VulnInfo;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::VulnChunk>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::import_vulns(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportVulnsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/Review" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReviewSvc<T: Control>(pub Arc<T>);
+                    impl<T: Control> tonic::server::UnaryService<super::ReviewRequest>
+                    for ReviewSvc<T> {
+                        type Response = super::ReviewSummary;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ReviewRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::review(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReviewSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/ListFindings" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListFindingsSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::ServerStreamingService<super::ListFindingsRequest>
+                    for ListFindingsSvc<T> {
+                        type Response = super::FindingRecord;
+                        type ResponseStream = T::ListFindingsStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListFindingsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::list_findings(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListFindingsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/UpdateFinding" => {
+                    #[allow(non_camel_case_types)]
+                    struct UpdateFindingSvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::UnaryService<super::UpdateFindingRequest>
+                    for UpdateFindingSvc<T> {
+                        type Response = super::FindingRecord;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::UpdateFindingRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::update_finding(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UpdateFindingSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -1,0 +1,163 @@
+//! Findings end to end on loopback (real binary, real store): a review
+//! judges a period's open ports against a register, re-running it changes
+//! nothing, decisions are recorded, and later periods remediate and reopen.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use vantage_tests::bins;
+use vantage_tests::proc::run;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn vantage(data: &Path, args: &[&str]) -> std::process::Output {
+    run(Command::new(bins::vantage()).arg("--data-dir").arg(data).args(args), LIMIT)
+}
+
+fn ok(data: &Path, args: &[&str]) -> std::process::Output {
+    let out = vantage(data, args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(data: &Path, args: &[&str]) -> Value {
+    serde_json::from_slice(&ok(data, args).stdout).expect("one JSON document")
+}
+
+/// A listener that greets like OpenSSH 9.2p1 (at most 50 connections).
+fn ssh_like() -> TcpListener {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = l.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for mut s in server.incoming().take(50).flatten() {
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
+        }
+    });
+    l
+}
+
+fn port(l: &TcpListener) -> u16 {
+    l.local_addr().unwrap().port()
+}
+
+fn scan(data: &Path, ports: &[u16], period: &str) {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    ok(
+        data,
+        &["scan", "--targets", "127.0.0.1", "--ports", &list.join(","), "--period", period, "--detect-timeout", "1s"],
+    );
+}
+
+/// The finding of `kind` on `port`.
+fn find<'a>(findings: &'a Value, port: u16, kind: &str) -> &'a Value {
+    findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"]["port"] == port && f["key"]["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} finding on {port} in {findings:#}"))
+}
+
+#[test]
+fn a_review_judges_remediates_and_reopens() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let ssh = ssh_like();
+    let documented = TcpListener::bind("127.0.0.1:0").unwrap();
+    let odd = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (ssh_port, doc_port, odd_port) = (port(&ssh), port(&documented), port(&odd));
+    let ports = [ssh_port, doc_port, odd_port];
+    let register = dir.join("register.toml");
+    std::fs::write(
+        &register,
+        format!(
+            "# The one port we mean to have.\n[[service]]\nhost = \"127.0.0.1\"\nport = {doc_port}\n\
+             justification = \"Loopback test service\"\nowner = \"ops\"\nreview_by = \"2099-12-31\"\n"
+        ),
+    )
+    .unwrap();
+
+    scan(dir, &ports, "2026-10");
+    let oct = json(dir, &["review", "2026-10", "--register", register.to_str().unwrap(), "--format", "json"]);
+    let exposed = find(&oct, ssh_port, "exposed-service");
+    assert_eq!(exposed["severity"], "critical");
+    assert_eq!(exposed["detail"]["product"], "OpenSSH");
+    let sentence = exposed["sentence"].as_str().unwrap();
+    assert!(sentence.starts_with("OpenSSH 9.2p1 reachable from the internet on 127.0.0.1:"), "{sentence}");
+    assert!(sentence.ends_with("(due within 24 hours)."), "{sentence}");
+    assert_eq!(find(&oct, odd_port, "undocumented")["severity"], "medium");
+    // Documented and as expected: low, owned, and listed only with --all.
+    let all = json(dir, &["findings", "--all", "--format", "json"]);
+    let doc = find(&all, doc_port, "documented");
+    assert_eq!((doc["severity"].as_str(), doc["owner"].as_str()), (Some("low"), Some("ops")));
+
+    // The same review again: the same findings, nothing new.
+    let again = json(dir, &["review", "2026-10", "--format", "json"]);
+    assert_eq!(again, oct, "re-running a review must not change its findings");
+
+    // A decision, recorded.
+    let id = exposed["id"].as_str().unwrap();
+    ok(dir, &["findings", "ack", id, "--by", "alice"]);
+    let acked = json(dir, &["findings", "show", id, "--format", "json"]);
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["by"], "alice");
+
+    // November: the odd port is closed. Its finding is remediated.
+    drop(odd);
+    scan(dir, &ports, "2026-11");
+    ok(dir, &["review", "2026-11"]);
+    let nov = json(dir, &["findings", "--all", "--format", "json"]);
+    let closed = find(&nov, odd_port, "undocumented");
+    assert_eq!(closed["status"], "remediated");
+    assert_eq!(find(&nov, ssh_port, "exposed-service")["status"], "acknowledged");
+
+    // December: it is back. The same finding, reopened, a repeat.
+    let odd = TcpListener::bind(("127.0.0.1", odd_port)).unwrap();
+    scan(dir, &ports, "2026-12");
+    ok(dir, &["review", "2026-12"]);
+    let dec = json(dir, &["findings", "--format", "json"]);
+    let back = find(&dec, odd_port, "undocumented");
+    assert_eq!((back["status"].as_str(), back["repeats"].as_u64()), (Some("reopened"), Some(1)));
+    assert_eq!(back["id"], closed["id"]);
+
+    // Accepting the risk takes it off the default list, until its date.
+    let back_id = back["id"].as_str().unwrap();
+    ok(dir, &["findings", "accept", back_id, "--reason", "lab port", "--until", "2099-01-01"]);
+    let active = json(dir, &["findings", "--format", "json"]);
+    assert!(active.as_array().unwrap().iter().all(|f| f["id"] != back_id), "{active:#}");
+    let critical = json(dir, &["findings", "--severity", "critical", "--format", "json"]);
+    assert!(critical.as_array().unwrap().iter().all(|f| f["severity"] == "critical"));
+    drop((ssh, documented, odd));
+}
+
+#[test]
+fn a_malformed_register_is_refused_with_its_line_and_nothing_is_stored() {
+    let data = tempfile::tempdir().unwrap();
+    let register = data.path().join("register.toml");
+    std::fs::write(
+        &register,
+        "[[service]]\nhost = \"127.0.0.1\"\nport = 22\nversions = \">=9.0, <\"\n\
+         justification = \"x\"\nowner = \"ops\"\nreview_by = \"2099-12-31\"\n",
+    )
+    .unwrap();
+    let out = vantage(data.path(), &["review", "2026-10", "--register", register.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("register.toml:4: service 1: versions"), "{err}");
+    // No period was reviewed and no findings exist.
+    let out = vantage(data.path(), &["findings", "--all", "--format", "json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), serde_json::json!([]));
+}
+
+#[test]
+fn a_review_without_a_baseline_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let out = vantage(data.path(), &["review", "2026-10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no baseline for 2026-10") && err.contains("--period 2026-10"), "{err}");
+}
