@@ -6,6 +6,7 @@
 //! (and, for scans, a local agent) in this process: see [`connect`].
 
 pub mod connect;
+pub mod files;
 pub mod fleet;
 pub mod output;
 pub mod review;
