@@ -3,7 +3,10 @@
 //! One folder per noun, one file per verb. Data goes to stdout (a table, or
 //! JSON with `--format json`); progress, messages and logs go to stderr.
 //! Without `--coordinator`, commands run against an embedded coordinator
-//! (and, for scans, a local agent) in this process: see [`connect`].
+//! (and, for scans, a local agent) in this process: see [`connect`]. The
+//! commands on the review's local files (`register`)
+//! need neither: they are dispatched without [`GlobalArgs`], so they cannot
+//! open a coordinator or create its data directory.
 
 pub mod connect;
 pub mod files;
@@ -102,6 +105,10 @@ pub enum Command {
     /// History from elsewhere: an nmap XML report as a period's baseline.
     #[command(subcommand)]
     Import(review::import::ImportCommand),
+    /// The justification register (TOML, kept in git): check it, show it,
+    /// add, remove and renew entries. Works on the file alone.
+    #[command(subcommand)]
+    Register(review::register::RegisterCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -119,6 +126,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(args) => review::diff::run(&cli.global, args).await,
         Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
+        // Local files only: no GlobalArgs, so no coordinator and no data directory.
+        Command::Register(cmd) => review::register::run(cmd),
     }
 }
 
