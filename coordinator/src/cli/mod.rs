@@ -4,7 +4,7 @@
 //! JSON with `--format json`); progress, messages and logs go to stderr.
 //! Without `--coordinator`, commands run against an embedded coordinator
 //! (and, for scans, a local agent) in this process: see [`connect`]. The
-//! commands on the review's local files (`register`)
+//! commands on the review's local files (`register`, `inventory`)
 //! need neither: they are dispatched without [`GlobalArgs`], so they cannot
 //! open a coordinator or create its data directory.
 
@@ -109,6 +109,10 @@ pub enum Command {
     /// add, remove and renew entries. Works on the file alone.
     #[command(subcommand)]
     Register(review::register::RegisterCommand),
+    /// The asset inventory (CSV): check an export before a review reads it.
+    /// Works on the file alone.
+    #[command(subcommand)]
+    Inventory(review::inventory::InventoryCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
+        Command::Inventory(cmd) => review::inventory::run(cmd),
     }
 }
 
