@@ -4,7 +4,7 @@
 //! JSON with `--format json`); progress, messages and logs go to stderr.
 //! Without `--coordinator`, commands run against an embedded coordinator
 //! (and, for scans, a local agent) in this process: see [`connect`]. The
-//! commands on the review's local files (`register`, `inventory`)
+//! commands on the review's local files (`register`, `inventory`, `vulns`)
 //! need neither: they are dispatched without [`GlobalArgs`], so they cannot
 //! open a coordinator or create its data directory.
 
@@ -113,6 +113,10 @@ pub enum Command {
     /// Works on the file alone.
     #[command(subcommand)]
     Inventory(review::inventory::InventoryCommand),
+    /// Offline NVD and KEV files: check what they hold, and which CVEs a
+    /// product version (a CPE) falls under. Works on the files alone.
+    #[command(subcommand)]
+    Vulns(review::vulns::VulnsCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -133,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
         Command::Inventory(cmd) => review::inventory::run(cmd),
+        Command::Vulns(cmd) => review::vulns::run(cmd),
     }
 }
 

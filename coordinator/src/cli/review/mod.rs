@@ -1,7 +1,7 @@
 //! `vantage diff`, `vantage baseline` and `vantage import`: what changed
 //! between two review periods, the baselines they compare, and history
 //! brought in from nmap reports. And the review's local files, checked and
-//! edited offline: `vantage register` and `vantage inventory`.
+//! edited offline: `vantage register`, `vantage inventory` and `vantage vulns`.
 
 pub mod baseline;
 pub mod confirm;
@@ -9,3 +9,4 @@ pub mod diff;
 pub mod import;
 pub mod inventory;
 pub mod register;
+pub mod vulns;
