@@ -33,9 +33,10 @@ Vantage: watch your internet-facing ports from the outside, month after month.
 Agents in cloud regions scan your public addresses; a coordinator shards the work,
 keeps every observation in its store, and answers the operator's questions.
 
-Without --coordinator, every command runs an embedded coordinator (and a local
-agent) in this process, with its store in --data-dir. Scans are limited to the
-scope file given with --scope; without one, only loopback is in scope.
+Without --coordinator, every command that needs a coordinator runs an embedded
+one (and a local agent) in this process, with its store in --data-dir. Scans are
+limited to the scope file given with --scope; without one, only loopback is in
+scope. The register, inventory and vulns commands work on local files alone.
 
 Examples:
   vantage scan --targets 127.0.0.1 --ports 1-10000
@@ -43,7 +44,8 @@ Examples:
   vantage results                       # the newest scan's open ports again
   vantage serve --listen 127.0.0.1:7420 --scope scope.txt
   vantage-agent --coordinator http://127.0.0.1:7420 --region eu-west --allow 198.18.0.0/15
-  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024";
+  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024
+  vantage register check register.toml   # the justification register, offline";
 
 #[derive(Debug, Parser)]
 #[command(name = "vantage", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -57,9 +59,11 @@ pub struct Cli {
 
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Coordinator to talk to (http://HOST:PORT). Without it, an embedded
-    /// coordinator runs in this process.
+    /// coordinator runs in this process. The commands on local files
+    /// (register, inventory, vulns) use neither.
     #[arg(long, global = true, env = ENV_COORDINATOR)]
     pub coordinator: Option<String>,
 
