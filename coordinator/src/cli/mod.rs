@@ -3,9 +3,13 @@
 //! One folder per noun, one file per verb. Data goes to stdout (a table, or
 //! JSON with `--format json`); progress, messages and logs go to stderr.
 //! Without `--coordinator`, commands run against an embedded coordinator
-//! (and, for scans, a local agent) in this process: see [`connect`].
+//! (and, for scans, a local agent) in this process: see [`connect`]. The
+//! commands on the review's local files (`register`, `inventory`, `vulns`)
+//! need neither: they are dispatched without [`GlobalArgs`], so they cannot
+//! open a coordinator or create its data directory.
 
 pub mod connect;
+pub mod files;
 pub mod fleet;
 pub mod output;
 pub mod review;
@@ -29,9 +33,10 @@ Vantage: watch your internet-facing ports from the outside, month after month.
 Agents in cloud regions scan your public addresses; a coordinator shards the work,
 keeps every observation in its store, and answers the operator's questions.
 
-Without --coordinator, every command runs an embedded coordinator (and a local
-agent) in this process, with its store in --data-dir. Scans are limited to the
-scope file given with --scope; without one, only loopback is in scope.
+Without --coordinator, every command that needs a coordinator runs an embedded
+one (and a local agent) in this process, with its store in --data-dir. Scans are
+limited to the scope file given with --scope; without one, only loopback is in
+scope. The register, inventory and vulns commands work on local files alone.
 
 Examples:
   vantage scan --targets 127.0.0.1 --ports 1-10000
@@ -39,7 +44,8 @@ Examples:
   vantage results                       # the newest scan's open ports again
   vantage serve --listen 127.0.0.1:7420 --scope scope.txt
   vantage-agent --coordinator http://127.0.0.1:7420 --region eu-west --allow 198.18.0.0/15
-  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024";
+  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024
+  vantage register check register.toml   # the justification register, offline";
 
 #[derive(Debug, Parser)]
 #[command(name = "vantage", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -53,9 +59,11 @@ pub struct Cli {
 
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Coordinator to talk to (http://HOST:PORT). Without it, an embedded
-    /// coordinator runs in this process.
+    /// coordinator runs in this process. The commands on local files
+    /// (register, inventory, vulns) use neither.
     #[arg(long, global = true, env = ENV_COORDINATOR)]
     pub coordinator: Option<String>,
 
@@ -107,6 +115,18 @@ pub enum Command {
     /// The findings: list and filter (default: those still to act on), show one,
     /// acknowledge, accept a risk until a date.
     Findings(review::findings::FindingsArgs),
+    /// The justification register (TOML, kept in git): check it, show it,
+    /// add, remove and renew entries. Works on the file alone.
+    #[command(subcommand)]
+    Register(review::register::RegisterCommand),
+    /// The asset inventory (CSV): check an export before a review reads it.
+    /// Works on the file alone.
+    #[command(subcommand)]
+    Inventory(review::inventory::InventoryCommand),
+    /// Offline NVD and KEV files: check what they hold, and which CVEs a
+    /// product version (a CPE) falls under. Works on the files alone.
+    #[command(subcommand)]
+    Vulns(review::vulns::VulnsCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -126,6 +146,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
         Command::Review(args) => review::findings::review(&cli.global, args).await,
         Command::Findings(args) => review::findings::findings(&cli.global, args).await,
+        // Local files only: no GlobalArgs, so no coordinator and no data directory.
+        Command::Register(cmd) => review::register::run(cmd),
+        Command::Inventory(cmd) => review::inventory::run(cmd),
+        Command::Vulns(cmd) => review::vulns::run(cmd),
     }
 }
 
