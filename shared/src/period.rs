@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -89,6 +89,22 @@ impl<'de> Deserialize<'de> for Period {
     }
 }
 
+/// The start (00:00 UTC) of a `YYYY-MM-DD` day, as registers, ignore rules
+/// and risk acceptances write their dates. `None` for anything else.
+pub fn day_start(day: &str) -> Option<SystemTime> {
+    let day = day.trim();
+    if day.len() != 10 {
+        return None;
+    }
+    humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()
+}
+
+/// The end of a `YYYY-MM-DD` day (the next day's 00:00 UTC): a date that
+/// something applies "through".
+pub fn day_end(day: &str) -> Option<SystemTime> {
+    day_start(day).map(|t| t + Duration::from_secs(24 * 3600))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
@@ -112,5 +128,15 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_796_083_199);
         assert_eq!(Period::of(t).to_string(), "2026-11");
         assert_eq!(Period::of(t + Duration::from_secs(1)).to_string(), "2026-12");
+    }
+
+    #[test]
+    fn days_are_whole_utc_days() {
+        let start = day_start("2026-11-30").unwrap();
+        assert_eq!(humantime::format_rfc3339_seconds(start).to_string(), "2026-11-30T00:00:00Z");
+        assert_eq!(day_end(" 2026-11-30 ").unwrap(), day_start("2026-12-01").unwrap());
+        for bad in ["2026-11-3", "2026-13-01", "30.11.2026", "2026-11-30T10:00:00Z", ""] {
+            assert!(day_start(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -82,7 +82,18 @@ fn a_review_judges_remediates_and_reopens() {
     .unwrap();
 
     scan(dir, &ports, "2026-10");
+    // Vulnerability data, imported offline (the sample feeds written for the tests).
+    let feeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../coordinator/tests/data/vulns");
+    let (nvd, kev) = (feeds.join("nvdcve-2.0-sample.json"), feeds.join("kev-sample.json"));
+    let imported = ok(dir, &["vulns", "import", "--nvd", nvd.to_str().unwrap(), "--kev", kev.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("imported: 9 CVEs, 4 KEV entries"), "{imported:?}");
     let oct = json(dir, &["review", "2026-10", "--register", register.to_str().unwrap(), "--format", "json"]);
+    let exploited = find(&oct, ssh_port, "known-exploited");
+    assert_eq!(
+        (exploited["severity"].as_str(), exploited["detail"]["cves"][0].as_str()),
+        (Some("critical"), Some("CVE-2099-0001"))
+    );
+    assert_eq!(find(&oct, ssh_port, "vulnerable-version")["severity"], "high");
     let exposed = find(&oct, ssh_port, "exposed-service");
     assert_eq!(exposed["severity"], "critical");
     assert_eq!(exposed["detail"]["product"], "OpenSSH");

@@ -123,8 +123,9 @@ pub enum Command {
     /// Works on the file alone.
     #[command(subcommand)]
     Inventory(review::inventory::InventoryCommand),
-    /// Offline NVD and KEV files: check what they hold, and which CVEs a
-    /// product version (a CPE) falls under. Works on the files alone.
+    /// Offline NVD and KEV files: check what they hold and which CVEs a
+    /// product version (a CPE) falls under (on the files alone), or import
+    /// them into the coordinator for reviews.
     #[command(subcommand)]
     Vulns(review::vulns::VulnsCommand),
 }
@@ -146,10 +147,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
         Command::Review(args) => review::findings::review(&cli.global, args).await,
         Command::Findings(args) => review::findings::findings(&cli.global, args).await,
+        Command::Vulns(cmd) => review::vulns::run(&cli.global, cmd).await,
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
         Command::Inventory(cmd) => review::inventory::run(cmd),
-        Command::Vulns(cmd) => review::vulns::run(cmd),
     }
 }
 

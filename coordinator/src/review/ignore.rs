@@ -105,8 +105,8 @@ fn check(number: usize, raw: RawRule) -> Result<Rule, RulesError> {
     if raw.reason.trim().is_empty() {
         return Err(bad("reason", "say why this noise may be ignored".into()));
     }
-    let day = humantime::parse_rfc3339(&format!("{}T00:00:00Z", raw.expires.trim()))
-        .map_err(|_| bad("expires", format!("`{}` is not a date (YYYY-MM-DD)", raw.expires)))?;
+    let day = vantage_shared::period::day_start(&raw.expires)
+        .ok_or_else(|| bad("expires", format!("`{}` is not a date (YYYY-MM-DD)", raw.expires)))?;
     Ok(Rule {
         number,
         target,

@@ -8,7 +8,7 @@
 //! no longer sees them on ports its scans covered, never by hand.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
 use vantage_proto::v1;
@@ -230,8 +230,8 @@ async fn findings_on(conn: &mut Connection, args: FindingsArgs) -> anyhow::Resul
 
 /// `2027-03-31` (through that day, UTC) or a duration from now (`90days`).
 fn parse_until(s: &str, now: SystemTime) -> Result<SystemTime, UsageError> {
-    if let Ok(day) = humantime::parse_rfc3339(&format!("{}T00:00:00Z", s.trim())) {
-        return Ok(day + Duration::from_secs(24 * 3600));
+    if let Some(end) = vantage_shared::period::day_end(s) {
+        return Ok(end);
     }
     humantime::parse_duration(s)
         .map(|d| now + d)

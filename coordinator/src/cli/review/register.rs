@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vantage_shared::Proto;
+use vantage_shared::period::day_start;
 
 use crate::cli::UsageError;
 use crate::cli::output::{Format, table};
@@ -276,15 +277,6 @@ fn summary(path: &Path, register: &Register) -> String {
 fn days_left(entry: &Entry, today: SystemTime) -> i64 {
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     (secs(entry.review_ends) - secs(today)).div_euclid(DAY.as_secs() as i64) - 1
-}
-
-/// The start (UTC) of a `YYYY-MM-DD` day, read as the register reads review-by days.
-fn day_start(day: &str) -> Option<SystemTime> {
-    let day = day.trim();
-    if day.len() != 10 {
-        return None;
-    }
-    humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()
 }
 
 /// The start (UTC) of the day `t` falls in.

@@ -4,18 +4,24 @@
 //! coordinator: are these downloads usable (what the import kept and could
 //! not read), and is this version of this product affected.
 //!
-//! Offline like `vantage register`: it takes no
-//! [`GlobalArgs`](crate::cli::GlobalArgs), so it never opens a coordinator
+//! `check` is offline like `vantage register`: it never opens a coordinator
 //! and stores nothing. Exit code 1 for a file that is not the feed it was
 //! given as, 2 for a file that cannot be read or a CPE that does not parse.
+//!
+//! `vantage vulns import` reads the same files the same way and hands the
+//! compacted result to the coordinator, whose reviews then judge detected
+//! versions against it (it replaces what an earlier import stored).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::UsageError;
+use vantage_proto::v1;
+
+use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, table};
+use crate::cli::{GlobalArgs, UsageError, status_error};
 use crate::review::vulns::{Evidence, FeedFormat, ImportReport, VulnDb, VulnHit, VulnImportError};
 
 const CHECK_EXAMPLE: &str = "\
@@ -33,7 +39,31 @@ pub enum VulnsCommand {
     /// what they hold; with --cpe, list the CVEs a product version falls under.
     #[command(after_help = CHECK_EXAMPLE)]
     Check(CheckArgs),
+    /// Import NVD CVE 2.0 feeds and CISA KEV catalogs into the coordinator,
+    /// for reviews (replacing an earlier import). Download them first:
+    /// Vantage makes no request to NVD or CISA itself.
+    #[command(after_help = IMPORT_EXAMPLE)]
+    Import(ImportArgs),
 }
+
+const IMPORT_EXAMPLE: &str = "\
+Example:
+  vantage vulns import --nvd nvdcve-2.0-*.json --kev known_exploited_vulnerabilities.json
+  vantage review 2026-11       # judges detected versions against the imported data";
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("files").required(true).multiple(true).args(["nvd", "kev"]))]
+pub struct ImportArgs {
+    /// NVD CVE JSON 2.0 feeds (nvdcve-2.0-*.json, decompressed).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub nvd: Vec<PathBuf>,
+    /// CISA Known Exploited Vulnerabilities catalogs.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub kev: Vec<PathBuf>,
+}
+
+/// Bytes per message of the import stream.
+const CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("files").required(true).multiple(true).args(["nvd", "kev"]))]
@@ -61,12 +91,40 @@ struct Lookup {
     hits: Vec<VulnHit>,
 }
 
-pub fn run(cmd: VulnsCommand) -> anyhow::Result<()> {
-    let VulnsCommand::Check(args) = cmd;
-    let (db, report) = VulnDb::import(&args.nvd, &args.kev).map_err(|e| match e {
+pub async fn run(global: &GlobalArgs, cmd: VulnsCommand) -> anyhow::Result<()> {
+    match cmd {
+        VulnsCommand::Check(args) => check(args),
+        VulnsCommand::Import(args) => import(global, args).await,
+    }
+}
+
+fn read(nvd: &[PathBuf], kev: &[PathBuf]) -> anyhow::Result<(VulnDb, ImportReport)> {
+    VulnDb::import(nvd, kev).map_err(|e| match e {
         VulnImportError::Read { path, source } => UsageError(format!("{}: {source}", path.display())).into(),
         e => anyhow::Error::from(e),
-    })?;
+    })
+}
+
+async fn import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<()> {
+    let (db, report) = read(&args.nvd, &args.kev)?;
+    print_report(&report);
+    let json = serde_json::to_vec(&db.into_data())?;
+    let chunks: Vec<v1::VulnChunk> = json.chunks(CHUNK).map(|c| v1::VulnChunk { data: c.to_vec() }).collect();
+    let mut conn = Connection::open(global, Needs::StoreOnly).await?;
+    let result = conn.control.import_vulns(futures::stream::iter(chunks)).await.map_err(status_error);
+    conn.close().await;
+    let info = result?.into_inner();
+    println!(
+        "imported: {} CVEs, {} KEV entries from {}; the next review judges against them",
+        info.cves,
+        info.kev_entries,
+        info.sources.join(", ")
+    );
+    Ok(())
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let (db, report) = read(&args.nvd, &args.kev)?;
     let lookups = args
         .cpe
         .iter()

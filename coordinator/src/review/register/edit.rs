@@ -7,8 +7,8 @@
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value, value};
 use vantage_shared::{PortSpec, Proto, TargetSet, TargetSpec};
 
-use super::parse::parse_day;
 use super::{Entry, Problem, Register, RegisterError};
+use vantage_shared::period::day_end;
 
 /// A new entry as the CLI collects it; checked as strictly as the file.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ pub fn remove_entries(text: &str, which: &Selector) -> Result<(String, usize), R
 /// date stays.
 pub fn set_review_by(text: &str, which: &Selector, review_by: &str) -> Result<(String, usize), RegisterError> {
     let day = review_by.trim();
-    if parse_day(day).is_none() {
+    if day_end(day).is_none() {
         let problem = Problem::Date(day.to_string());
         return Err(RegisterError { field: Some("review_by".into()), ..RegisterError::new(problem) });
     }

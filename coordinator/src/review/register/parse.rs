@@ -2,7 +2,7 @@
 //! every value, so that each problem names its line, entry and field.
 
 use std::ops::Range;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -194,15 +194,7 @@ fn check_date(at: &At<'_>, value: Spanned<toml::Value>) -> Result<(String, Syste
         toml::Value::Datetime(d) if d.time.is_none() && d.offset.is_none() => d.to_string(),
         other => other.to_string(),
     };
-    let ends = parse_day(&text).ok_or_else(|| at.err("review_by", value.span(), Problem::Date(text.clone())))?;
+    let ends = vantage_shared::period::day_end(&text)
+        .ok_or_else(|| at.err("review_by", value.span(), Problem::Date(text.clone())))?;
     Ok((text, ends))
-}
-
-/// The instant a `YYYY-MM-DD` day ends (UTC).
-pub(super) fn parse_day(day: &str) -> Option<SystemTime> {
-    if day.len() != 10 {
-        return None;
-    }
-    let start = humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()?;
-    Some(start + Duration::from_secs(24 * 3600))
 }
