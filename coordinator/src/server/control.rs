@@ -43,6 +43,9 @@ impl From<StoreError> for Status {
 /// compacted, is well below it).
 const MAX_VULN_DATA: usize = 1 << 30;
 
+/// Changes per message of a diff stream.
+const DIFF_BATCH: usize = 512;
+
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -178,12 +181,28 @@ impl Control for ControlService {
             if let (Some(f), Some(t)) = (from.regions(), to.regions()) {
                 changes = changes.regions(f.intersection(&t).cloned().collect());
             }
+            let send = |batch: Vec<v1::Change>| {
+                let event = v1::DiffEvent { body: Some(v1::diff_event::Body::Changes(v1::Changes { changes: batch })) };
+                tx.blocking_send(Ok(event)).is_ok()
+            };
+            let mut batch = Vec::with_capacity(DIFF_BATCH);
             for change in changes {
-                let item =
-                    change.map(|c| v1::DiffEvent { body: Some(v1::diff_event::Body::Change(change_to_wire(&c))) });
-                if tx.blocking_send(item.map_err(Status::from)).is_err() {
-                    break;
+                match change {
+                    Ok(c) => batch.push(change_to_wire(&c)),
+                    Err(e) => {
+                        // What was found before the failure goes first, then the error.
+                        if send(std::mem::take(&mut batch)) {
+                            let _ = tx.blocking_send(Err(e.into()));
+                        }
+                        return;
+                    }
                 }
+                if batch.len() == DIFF_BATCH && !send(std::mem::replace(&mut batch, Vec::with_capacity(DIFF_BATCH))) {
+                    return;
+                }
+            }
+            if !batch.is_empty() {
+                send(batch);
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -520,21 +520,28 @@ pub struct Change {
     #[prost(bool, tag = "7")]
     pub confirmed: bool,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct DiffEvent {
-    #[prost(oneof = "diff_event::Body", tags = "1, 2")]
+    #[prost(oneof = "diff_event::Body", tags = "1, 3")]
     pub body: ::core::option::Option<diff_event::Body>,
 }
 /// Nested message and enum types in `DiffEvent`.
 pub mod diff_event {
-    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
     pub enum Body {
         /// First: what is compared.
         #[prost(message, tag = "1")]
         Header(super::DiffHeader),
-        #[prost(message, tag = "2")]
-        Change(super::Change),
+        /// Then the changes, in order, many per message (a large estate's diff
+        /// is 100,000s of changes; one message each spent more on framing).
+        #[prost(message, tag = "3")]
+        Changes(super::Changes),
     }
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Changes {
+    #[prost(message, repeated, tag = "1")]
+    pub changes: ::prost::alloc::vec::Vec<Change>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DiffHeader {

@@ -229,19 +229,24 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
     while let Some(event) = stream.message().await.map_err(status_error)? {
         match event.body {
             Some(v1::diff_event::Body::Header(h)) => header = h,
-            Some(v1::diff_event::Body::Change(c)) => changes.push(ChangeJson {
-                change: Change {
-                    kind: change_kind(c.kind()).ok_or_else(|| anyhow::anyhow!("unknown change kind {}", c.kind))?,
-                    addr: addr_from_bytes(&c.addr)?,
-                    proto: if c.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
-                    port: u16::try_from(c.port)?,
-                    before: c.before,
-                    after: c.after,
-                },
-                confirmed: c.confirmed,
-                status: "not-reprobed",
-                ignored_by: None,
-            }),
+            Some(v1::diff_event::Body::Changes(batch)) => {
+                for c in batch.changes {
+                    changes.push(ChangeJson {
+                        change: Change {
+                            kind: change_kind(c.kind())
+                                .ok_or_else(|| anyhow::anyhow!("unknown change kind {}", c.kind))?,
+                            addr: addr_from_bytes(&c.addr)?,
+                            proto: if c.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
+                            port: u16::try_from(c.port)?,
+                            before: c.before,
+                            after: c.after,
+                        },
+                        confirmed: c.confirmed,
+                        status: "not-reprobed",
+                        ignored_by: None,
+                    });
+                }
+            }
             None => {}
         }
     }
