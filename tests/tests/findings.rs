@@ -172,3 +172,19 @@ fn a_review_without_a_baseline_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no baseline for 2026-10") && err.contains("--period 2026-10"), "{err}");
 }
+
+#[test]
+fn one_command_scans_the_month_and_reviews_it() {
+    let data = tempfile::tempdir().unwrap();
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = port(&open).to_string();
+    let out = ok(data.path(), &["review", "2026-10", "--targets", "127.0.0.1", "--ports", &p, "--format", "json"]);
+    let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(find(&findings, port(&open), "undocumented")["last_period"], "2026-10");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 open") && stderr.contains("1 new"), "{stderr}");
+    // The scan belongs to the period: its baseline is there to diff against next month.
+    let baselines = json(data.path(), &["baseline", "list", "--format", "json"]);
+    assert_eq!(baselines[0]["period"], "2026-10");
+    drop(open);
+}

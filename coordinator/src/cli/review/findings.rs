@@ -22,6 +22,7 @@ use crate::review::findings::{Finding, Severity, hours_text};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
+    vantage review --targets 198.18.0.0/24 --ports top-1000   # scan this month, then review\n  \
     vantage review 2026-11 --register register.toml --inventory assets.csv\n  \
     vantage review --policy policy.toml        # the current month, with a stricter policy\n  \
     vantage findings --severity critical --overdue")]
@@ -37,6 +38,14 @@ pub struct ReviewArgs {
     /// A policy file (TOML: [deadlines], [severity]) to store and apply.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Scan these targets for the period first (as `vantage scan --targets
+    /// ... --period PERIOD` with its defaults), then review: the whole
+    /// monthly review in one command.
+    #[arg(long, short = 't')]
+    pub targets: Option<String>,
+    /// Ports for that scan [default: top-100].
+    #[arg(long, short = 'p', requires = "targets")]
+    pub ports: Option<String>,
     /// Output format of the findings after the summary.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -122,8 +131,22 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
             documents.push(document(kind, path)?);
         }
     }
-    let mut conn = Connection::open(global, Needs::StoreOnly).await?;
+    let scan = match &args.targets {
+        Some(t) => Some(crate::cli::scan::start::default_request(t, args.ports.as_deref(), period)?),
+        None => None,
+    };
+    let needs = if scan.is_some() { Needs::Agent } else { Needs::StoreOnly };
+    let mut conn = Connection::open(global, needs).await?;
     let result = async {
+        if let Some(request) = scan {
+            let status = crate::cli::scan::start::start_and_follow(&mut conn, request).await?;
+            eprintln!(
+                "what changed since {}: vantage diff {} {period} (scan {})",
+                period.previous(),
+                period.previous(),
+                status.scan_id
+            );
+        }
         for d in documents {
             let info = conn.control.put_document(d).await.map_err(status_error)?.into_inner();
             eprintln!("stored {}: {}", info.name, info.summary);

@@ -197,12 +197,33 @@ pub async fn run(global: &GlobalArgs, args: StartArgs) -> anyhow::Result<()> {
 }
 
 async fn start_and_wait(conn: &mut Connection, request: v1::StartScanRequest, args: &StartArgs) -> anyhow::Result<()> {
-    let started = conn.control.start_scan(request).await.map_err(status_error)?.into_inner();
     if args.detach {
+        let started = conn.control.start_scan(request).await.map_err(status_error)?.into_inner();
         println!("{}", started.scan_id);
         eprintln!("scan {} started: follow it with `vantage scan watch {}`", started.scan_id, started.scan_id);
         return Ok(());
     }
+    let status = start_and_follow(conn, request).await?;
+    results::print(conn, &status, false, args.format).await
+}
+
+/// The request `vantage scan --targets T [--ports P] --period PERIOD` makes,
+/// with every other flag at its default (what `vantage review --targets` runs).
+pub fn default_request(targets: &str, ports: Option<&str>, period: Period) -> Result<v1::StartScanRequest, UsageError> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: StartArgs,
+    }
+    let period = period.to_string();
+    let mut argv = vec!["scan", "--targets", targets, "--period", &period];
+    argv.extend(ports.iter().flat_map(|p| ["--ports", p]));
+    <Defaults as clap::Parser>::try_parse_from(argv).map_err(|e| UsageError(e.to_string()))?.args.request()
+}
+
+/// Starts a scan and follows it to its end: progress, then its summary, on stderr.
+pub async fn start_and_follow(conn: &mut Connection, request: v1::StartScanRequest) -> anyhow::Result<v1::ScanStatus> {
+    let started = conn.control.start_scan(request).await.map_err(status_error)?.into_inner();
     eprintln!("scan {}: {} probes in {} shards", started.scan_id, started.probes, started.shards);
     let status = watch::follow(conn, started.scan_id).await?;
     watch::summary(&status);
@@ -218,5 +239,5 @@ async fn start_and_wait(conn: &mut Connection, request: v1::StartScanRequest, ar
             status.unreachable
         );
     }
-    results::print(conn, &status, false, args.format).await
+    Ok(status)
 }
