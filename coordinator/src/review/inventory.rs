@@ -72,12 +72,7 @@ impl InventoryError {
 
 impl fmt::Display for InventoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
-            (Some(file), None) => write!(f, "{file}: ")?,
-            (None, Some(line)) => write!(f, "line {line}: ")?,
-            (None, None) => {}
-        }
+        super::write_place(f, self.file.as_deref(), self.line)?;
         if let Some((number, name)) = &self.column {
             write!(f, "column {number} ({name}): ")?;
         }

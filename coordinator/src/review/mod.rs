@@ -22,3 +22,39 @@ pub mod inventory;
 pub mod policy;
 pub mod register;
 pub mod vulns;
+
+/// `file:line: `, `file: `, `line N: ` or nothing: where a problem in a
+/// review document is, as its error message starts.
+pub(crate) fn write_place(
+    f: &mut std::fmt::Formatter<'_>,
+    file: Option<&str>,
+    line: Option<impl std::fmt::Display>,
+) -> std::fmt::Result {
+    match (file, line) {
+        (Some(file), Some(line)) => write!(f, "{file}:{line}: "),
+        (Some(file), None) => write!(f, "{file}: "),
+        (None, Some(line)) => write!(f, "line {line}: "),
+        (None, None) => Ok(()),
+    }
+}
+
+/// An open TCP port of a baseline, for the review's tests.
+#[cfg(test)]
+pub(crate) fn open_entry(
+    addr: &str,
+    port: u16,
+    service: Option<vantage_shared::ServiceFacts>,
+    regions: &[&str],
+    seen_at: std::time::SystemTime,
+) -> vantage_shared::BaselineEntry {
+    vantage_shared::BaselineEntry {
+        addr: addr.parse().unwrap(),
+        proto: vantage_shared::Proto::Tcp,
+        port,
+        state: vantage_shared::PortState::Open,
+        open_in: regions.iter().map(|r| r.to_string()).collect(),
+        service,
+        scan_id: 1,
+        seen_at,
+    }
+}

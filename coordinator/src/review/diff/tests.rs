@@ -6,16 +6,7 @@ use vantage_shared::TlsFacts;
 use super::*;
 
 fn entry(addr: &str, port: u16, service: Option<ServiceFacts>, regions: &[&str]) -> BaselineEntry {
-    BaselineEntry {
-        addr: addr.parse().unwrap(),
-        proto: Proto::Tcp,
-        port,
-        state: PortState::Open,
-        open_in: regions.iter().map(|r| r.to_string()).collect(),
-        service,
-        scan_id: 1,
-        seen_at: UNIX_EPOCH,
-    }
+    crate::review::open_entry(addr, port, service, regions, UNIX_EPOCH)
 }
 
 fn run(before: Vec<BaselineEntry>, after: Vec<BaselineEntry>) -> Vec<(ChangeKind, u16)> {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use vantage_shared::{BaselineEntry, Category, Method, Period, PortState, Proto, ServiceFacts};
+use vantage_shared::{BaselineEntry, Category, Method, Period, ServiceFacts};
 
 use super::*;
 use crate::review::inventory::Inventory;
@@ -52,16 +52,7 @@ fn nov() -> SystemTime {
 }
 
 fn port(addr: &str, port: u16, service: Option<ServiceFacts>, regions: &[&str]) -> BaselineEntry {
-    BaselineEntry {
-        addr: addr.parse().unwrap(),
-        proto: Proto::Tcp,
-        port,
-        state: PortState::Open,
-        open_in: regions.iter().map(|r| r.to_string()).collect(),
-        service,
-        scan_id: 1,
-        seen_at: nov(),
-    }
+    crate::review::open_entry(addr, port, service, regions, nov())
 }
 
 fn openssh(version: &str) -> ServiceFacts {
