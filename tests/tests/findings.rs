@@ -188,3 +188,27 @@ fn one_command_scans_the_month_and_reviews_it() {
     assert_eq!(baselines[0]["period"], "2026-10");
     drop(open);
 }
+
+#[test]
+fn a_closure_the_reprobe_contradicts_remediates_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let flaky = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = port(&flaky);
+    scan(dir, &[p], "2026-10");
+    ok(dir, &["review", "2026-10"]);
+    // Closed while November's scan ran, listening again by the time of the review.
+    drop(flaky);
+    scan(dir, &[p], "2026-11");
+    let again = TcpListener::bind(("127.0.0.1", p)).unwrap();
+    let out = ok(dir, &["review", "2026-11", "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 findings on ports that closed stay as they were"), "{stderr}");
+    let f = find(&json(dir, &["findings", "--all", "--format", "json"]), p, "undocumented").clone();
+    assert_eq!(f["status"], "open", "{f:#}");
+    // Without a re-probe nothing is confirmed either.
+    drop(again);
+    let out = ok(dir, &["review", "2026-11", "--no-confirm"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not re-probing 1 closed ports (--no-confirm)"));
+    assert_eq!(find(&json(dir, &["findings", "--all", "--format", "json"]), p, "undocumented")["status"], "open");
+}

@@ -4,15 +4,16 @@
 //! [`crate::review::findings`]; this module gathers its inputs from the
 //! store and writes its outcome back.
 
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use tonic::Status;
 use vantage_proto::v1;
-use vantage_shared::convert::time_from_wire;
+use vantage_shared::convert::{addr_from_bytes, addr_to_bytes, time_from_wire};
 use vantage_shared::{Period, PortSpec, Proto, TargetSet, TargetSpec};
 
 use crate::review::baseline;
-use crate::review::findings::{Finding, Knowledge, Status as FindingStatus, evaluate, reconcile};
+use crate::review::findings::{Coverage, Finding, Knowledge, PortRef, Status as FindingStatus, evaluate, reconcile};
 use crate::review::inventory::Inventory;
 use crate::review::policy::Policy;
 use crate::review::register::Register;
@@ -145,6 +146,12 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         };
         covered.push((targets.resolve(), ports, if scan.is_udp() { Proto::Udp } else { Proto::Tcp }));
     }
+    let confirmed: Option<BTreeSet<PortRef>> = if req.confirm_closures {
+        Some(req.confirmed_closed.iter().map(port_from_wire).collect::<Result<_, _>>()?)
+    } else {
+        None
+    };
+    let plan_only = req.plan_only;
     let store2 = store.clone();
     let outcome = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         let entries = store2.baseline_entries(record.period, record.revision).collect::<Result<Vec<_>, _>>()?;
@@ -157,31 +164,37 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         let candidates = evaluate(entries, record.regions.len(), knowledge, record.built_at);
         let is_covered =
             |addr, proto, port| covered.iter().any(|(t, p, pr)| *pr == proto && p.contains(port) && t.contains(addr));
+        let coverage = Coverage { scanned: &is_covered, confirmed_closed: confirmed.as_ref() };
         let mut id_error = None;
         let outcome =
-            reconcile(store2.findings()?, candidates, period, record.built_at, &inputs.policy, &is_covered, || {
-                match store2.next_finding_id() {
-                    Ok(id) => id,
-                    Err(e) => {
-                        id_error.get_or_insert(e);
-                        String::new()
-                    }
+            reconcile(store2.findings()?, candidates, period, record.built_at, &inputs.policy, coverage, || {
+                if plan_only {
+                    return "F-?".into();
                 }
+                store2.next_finding_id().unwrap_or_else(|e| {
+                    id_error.get_or_insert(e);
+                    String::new()
+                })
             });
         if let Some(e) = id_error {
             return Err(e);
         }
-        store2.put_findings(&outcome.findings)?;
+        if !plan_only {
+            store2.put_findings(&outcome.findings)?;
+        }
         Ok((outcome, record, inputs.knowledge))
     })
     .await
     .map_err(|e| Status::internal(format!("review task: {e}")))??;
     let (outcome, record, knowledge) = outcome;
-    store.flush().await?;
-    tracing::info!(
-        %period, new = outcome.new, still_open = outcome.still_open, remediated = outcome.remediated,
-        reopened = outcome.reopened, not_covered = outcome.not_covered, "review done"
-    );
+    if !plan_only {
+        store.flush().await?;
+        tracing::info!(
+            %period, new = outcome.new, still_open = outcome.still_open, remediated = outcome.remediated,
+            reopened = outcome.reopened, not_covered = outcome.not_covered, unconfirmed = outcome.unconfirmed,
+            "review done"
+        );
+    }
     Ok(v1::ReviewSummary {
         baseline: Some(super::control::baseline_info(&record, true)),
         new: outcome.new as u64,
@@ -190,7 +203,29 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         reopened: outcome.reopened as u64,
         not_covered: outcome.not_covered as u64,
         knowledge,
+        closing: outcome
+            .closing
+            .iter()
+            .map(|(addr, proto, port)| v1::PortRef {
+                addr: addr_to_bytes(*addr),
+                proto: v1::Proto::from(*proto) as i32,
+                port: u32::from(*port),
+            })
+            .collect(),
+        unconfirmed: outcome.unconfirmed as u64,
     })
+}
+
+fn port_from_wire(p: &v1::PortRef) -> Result<PortRef, Status> {
+    let bad = |what: String| Status::invalid_argument(format!("confirmed_closed: {what}"));
+    let addr = addr_from_bytes(&p.addr).map_err(|e| bad(e.to_string()))?;
+    let proto = match p.proto() {
+        v1::Proto::Tcp => Proto::Tcp,
+        v1::Proto::Udp => Proto::Udp,
+        v1::Proto::Unspecified => return Err(bad("no protocol".into())),
+    };
+    let port = u16::try_from(p.port).map_err(|_| bad(format!("port {}", p.port)))?;
+    Ok((addr, proto, port))
 }
 
 pub fn record(f: &Finding) -> v1::FindingRecord {

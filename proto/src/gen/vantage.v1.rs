@@ -615,12 +615,33 @@ pub struct VulnInfo {
     #[prost(string, repeated, tag = "3")]
     pub sources: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ReviewRequest {
     #[prost(string, tag = "1")]
     pub period: ::prost::alloc::string::String,
+    /// Judge and reconcile, store nothing: the summary's `closing` lists the
+    /// ports whose findings would be remediated because they are no longer open,
+    /// for the caller to re-probe first.
+    #[prost(bool, tag = "2")]
+    pub plan_only: bool,
+    /// With confirm_closures, a finding is remediated because its port closed
+    /// only when the port is in confirmed_closed (a re-probe saw it closed);
+    /// the others stay as they were, counted as unconfirmed.
+    #[prost(bool, tag = "3")]
+    pub confirm_closures: bool,
+    #[prost(message, repeated, tag = "4")]
+    pub confirmed_closed: ::prost::alloc::vec::Vec<PortRef>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PortRef {
+    #[prost(bytes = "vec", tag = "1")]
+    pub addr: ::prost::alloc::vec::Vec<u8>,
+    #[prost(enumeration = "Proto", tag = "2")]
+    pub proto: i32,
+    #[prost(uint32, tag = "3")]
+    pub port: u32,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ReviewSummary {
     #[prost(message, optional, tag = "1")]
     pub baseline: ::core::option::Option<BaselineInfo>,
@@ -639,6 +660,13 @@ pub struct ReviewSummary {
     /// "no vulnerability data"), so a thin review says it was thin.
     #[prost(string, repeated, tag = "7")]
     pub knowledge: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Ports whose findings are (or, planning, would be) remediated because
+    /// the port is no longer open.
+    #[prost(message, repeated, tag = "8")]
+    pub closing: ::prost::alloc::vec::Vec<PortRef>,
+    /// Closed ports a re-probe did not confirm: their findings stay as they were.
+    #[prost(uint64, tag = "9")]
+    pub unconfirmed: u64,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListFindingsRequest {}

@@ -5,19 +5,24 @@
 //! stores the documents it is given with the coordinator (checked there,
 //! line by line), so scheduled reviews judge against the same ones, then
 //! reviews the period. Findings are remediated only by a later review that
-//! no longer sees them on ports its scans covered, never by hand.
+//! no longer sees them on ports its scans covered, and only once a low-rate
+//! re-probe (as `vantage diff` makes) confirms the port closed; never by hand.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
 use vantage_proto::v1;
-use vantage_shared::Period;
-use vantage_shared::convert::time_to_wire;
+use vantage_shared::convert::{addr_from_bytes, time_to_wire};
+use vantage_shared::{Period, Proto};
+
+use super::confirm;
 
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, rfc3339, table};
 use crate::cli::{GlobalArgs, UsageError, status_error};
+use crate::review::confirm::{Verdict, judge};
+use crate::review::diff::{Change, ChangeKind};
 use crate::review::findings::{Finding, Severity, hours_text};
 
 #[derive(Debug, Args)]
@@ -46,6 +51,13 @@ pub struct ReviewArgs {
     /// Ports for that scan [default: top-100].
     #[arg(long, short = 'p', requires = "targets")]
     pub ports: Option<String>,
+    /// Do not re-probe ports that closed; their findings stay as they were
+    /// (a finding is remediated only when a re-probe confirms the closure).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Re-probes per second to any one host while confirming closures.
+    #[arg(long, default_value_t = 20)]
+    pub confirm_host_rate: u32,
     /// Output format of the findings after the summary.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -151,8 +163,22 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
             let info = conn.control.put_document(d).await.map_err(status_error)?.into_inner();
             eprintln!("stored {}: {}", info.name, info.summary);
         }
-        let summary =
-            conn.control.review(v1::ReviewRequest { period: period.to_string() }).await.map_err(status_error)?;
+        let plan = v1::ReviewRequest { period: period.to_string(), plan_only: true, ..Default::default() };
+        anyhow::Ok(conn.control.review(plan).await.map_err(status_error)?.into_inner().closing)
+    }
+    .await;
+    conn.close().await;
+    let closing = result?;
+    let confirmed_closed = confirm_closures(global, &args, &closing).await;
+    let mut conn = Connection::open(global, Needs::StoreOnly).await?;
+    let result = async {
+        let request = v1::ReviewRequest {
+            period: period.to_string(),
+            confirm_closures: true,
+            confirmed_closed,
+            ..Default::default()
+        };
+        let summary = conn.control.review(request).await.map_err(status_error)?;
         let findings = list(&mut conn).await?;
         anyhow::Ok((summary.into_inner(), findings))
     }
@@ -175,9 +201,62 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
             String::new()
         }
     );
+    if summary.unconfirmed > 0 {
+        eprintln!(
+            "{} findings on ports that closed stay as they were: the re-probe did not confirm the closure",
+            summary.unconfirmed
+        );
+    }
     let now = SystemTime::now();
     let active: Vec<Finding> = findings.into_iter().filter(|f| f.status.is_active(now)).collect();
     print_list(&active, args.format, now)
+}
+
+/// Re-probes the ports whose findings a review would remediate because they
+/// closed; the ones still closed. A failed or skipped re-probe confirms
+/// nothing, so nothing is remediated on its word.
+async fn confirm_closures(global: &GlobalArgs, args: &ReviewArgs, closing: &[v1::PortRef]) -> Vec<v1::PortRef> {
+    if closing.is_empty() {
+        return Vec::new();
+    }
+    let why_not = if args.no_confirm {
+        Some("--no-confirm")
+    } else if closing.len() > confirm::MAX_CANDIDATES {
+        Some("too many to re-probe")
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        eprintln!("not re-probing {} closed ports ({why}): their findings stay as they were", closing.len());
+        return Vec::new();
+    }
+    let candidates: Vec<(Change, &v1::PortRef)> = closing
+        .iter()
+        .filter_map(|p| {
+            let change = Change {
+                kind: ChangeKind::Closed,
+                addr: addr_from_bytes(&p.addr).ok()?,
+                proto: if p.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
+                port: u16::try_from(p.port).ok()?,
+                before: String::new(),
+                after: String::new(),
+            };
+            Some((change, p))
+        })
+        .collect();
+    let refs: Vec<&Change> = candidates.iter().map(|(c, _)| c).collect();
+    eprintln!("re-probing {} closed ports before their findings count as remediated", refs.len());
+    match confirm::reprobe(global, &refs, args.confirm_host_rate).await {
+        Ok(seen) => candidates
+            .iter()
+            .filter(|(c, _)| judge(c, &seen) == Verdict::Confirmed)
+            .map(|(_, p)| (*p).clone())
+            .collect(),
+        Err(e) => {
+            eprintln!("re-probe failed: {e:#}; no closure is confirmed");
+            Vec::new()
+        }
+    }
 }
 
 fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocumentRequest> {

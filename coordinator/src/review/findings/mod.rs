@@ -27,7 +27,7 @@ pub mod reconcile;
 mod tests;
 
 pub use evaluate::{Candidate, Knowledge, evaluate};
-pub use reconcile::{Coverage, Outcome, reconcile};
+pub use reconcile::{Coverage, Outcome, PortRef, reconcile};
 
 /// How urgent a finding is. Ordered: `Low < Medium < High < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

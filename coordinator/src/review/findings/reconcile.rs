@@ -5,7 +5,8 @@
 //!   again is the same finding, with its history and id.
 //! * Remediated is only ever set here, by a review whose scans covered the
 //!   port and no longer saw the problem; a port outside this month's scans
-//!   stays as it was (an incomplete scan proves nothing).
+//!   stays as it was (an incomplete scan proves nothing), and so does a
+//!   closed port that a re-probe did not confirm closed.
 //! * A remediated finding seen again is reopened and counted as a repeat;
 //!   its deadline runs from the day it came back.
 //! * A review of an older period never overrides a newer one's decision.
@@ -21,8 +22,17 @@ use vantage_shared::{Period, Proto};
 use super::super::policy::Policy;
 use super::{Candidate, Event, Finding, FindingKey, Status, hours_text};
 
-/// Whether the period's scans probed a port at all.
-pub type Coverage<'a> = &'a dyn Fn(IpAddr, Proto, u16) -> bool;
+/// A port, as closures are confirmed.
+pub type PortRef = (IpAddr, Proto, u16);
+
+/// What may remediate a finding whose port is gone.
+pub struct Coverage<'a> {
+    /// Whether the period's scans probed a port at all.
+    pub scanned: &'a dyn Fn(IpAddr, Proto, u16) -> bool,
+    /// The closed ports a re-probe confirmed; `None` when no confirmation is
+    /// asked for (every covered closure counts).
+    pub confirmed_closed: Option<&'a BTreeSet<PortRef>>,
+}
 
 /// A review's findings and what changed.
 #[derive(Debug, Default)]
@@ -35,11 +45,18 @@ pub struct Outcome {
     pub reopened: usize,
     /// Earlier findings on ports this review's scans did not cover: left as they were.
     pub not_covered: usize,
+    /// The ports whose findings are remediated because they closed (the
+    /// ones to re-probe, when planning).
+    pub closing: BTreeSet<PortRef>,
+    /// Findings on closed ports a re-probe did not confirm closed: left as they were.
+    pub unconfirmed: usize,
 }
 
 /// Reconciles `existing` findings with a review's `candidates` for
 /// `period`, whose baseline was built at `seen_at`. `next_id` names new
-/// findings.
+/// findings. A finding whose port closed is remediated only on a port the
+/// period's scans covered and, when `covered` asks for it, whose closure a
+/// re-probe confirmed.
 pub fn reconcile(
     existing: Vec<Finding>,
     candidates: Vec<Candidate>,
@@ -126,16 +143,21 @@ pub fn reconcile(
             continue;
         }
         let k = f.key;
-        if !covered(k.addr, k.proto, k.port) {
+        let port = (k.addr, k.proto, k.port);
+        if !(covered.scanned)(k.addr, k.proto, k.port) {
             out.not_covered += 1;
             continue;
         }
-        let took = seen_at.duration_since(f.opened_at).unwrap_or_default();
-        let how = if open_ports.contains(&(k.addr, k.proto, k.port)) {
+        let how = if open_ports.contains(&port) {
             "no longer applies (the port is open; what it is changed)"
+        } else if covered.confirmed_closed.is_some_and(|c| !c.contains(&port)) {
+            out.unconfirmed += 1;
+            continue;
         } else {
+            out.closing.insert(port);
             "port no longer open"
         };
+        let took = seen_at.duration_since(f.opened_at).unwrap_or_default();
         f.history.push(event(format!("{how}: remediated after {}", hours_text(took))));
         f.status = Status::Remediated { at: seen_at, period };
         f.last_period = period;

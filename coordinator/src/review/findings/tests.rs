@@ -154,7 +154,8 @@ fn a_policy_file_changes_severity_and_deadline() {
 fn review(w: &World, existing: Vec<Finding>, entries: Vec<BaselineEntry>, period: &str, at: SystemTime) -> Outcome {
     let candidates = evaluate(entries, 1, w.knowledge(), at);
     let mut n = existing.len();
-    reconcile(existing, candidates, period.parse::<Period>().unwrap(), at, &w.policy, &|_, _, _| true, || {
+    let all = Coverage { scanned: &|_, _, _| true, confirmed_closed: None };
+    reconcile(existing, candidates, period.parse::<Period>().unwrap(), at, &w.policy, all, || {
         n += 1;
         format!("F-{n}")
     })
@@ -204,7 +205,7 @@ fn an_uncovered_port_is_not_remediated() {
         "2026-11".parse().unwrap(),
         nov(),
         &w.policy,
-        &|_, _, p| p != 3306,
+        Coverage { scanned: &|_, _, p| p != 3306, confirmed_closed: None },
         || unreachable!("nothing new"),
     );
     assert_eq!((out.remediated, out.not_covered), (0, 1));
@@ -249,4 +250,25 @@ fn an_older_period_never_overrides_a_newer_one() {
     let nov_review = review(&w, vec![], vec![db()], "2026-11", nov());
     let old = review(&w, nov_review.findings.clone(), vec![], "2026-10", nov() - day(31));
     assert_eq!(old.remediated, 0);
+}
+
+#[test]
+fn a_closure_counts_only_when_a_reprobe_confirmed_it() {
+    let w = world();
+    let entries = || vec![port("198.18.0.10", 3306, Some(mysql()), &["eu"]), port("198.18.0.11", 22, None, &["eu"])];
+    let oct = review(&w, vec![], entries(), "2026-10", nov() - day(31));
+    let db: PortRef = ("198.18.0.10".parse().unwrap(), vantage_shared::Proto::Tcp, 3306);
+    let ssh: PortRef = ("198.18.0.11".parse().unwrap(), vantage_shared::Proto::Tcp, 22);
+    // Planning: both ports are gone; both would close.
+    let plan = review(&w, oct.findings.clone(), vec![], "2026-11", nov());
+    assert_eq!(plan.closing, [db, ssh].into());
+    // The re-probe saw the database port open again: only ssh's closure counts.
+    let confirmed = [ssh].into();
+    let cover = Coverage { scanned: &|_, _, _| true, confirmed_closed: Some(&confirmed) };
+    let out =
+        reconcile(oct.findings, Vec::new(), "2026-11".parse().unwrap(), nov(), &w.policy, cover, || unreachable!());
+    assert_eq!((out.remediated, out.unconfirmed), (1, 1));
+    assert_eq!(out.findings.len(), 1);
+    assert_eq!(out.findings[0].key.port, 22);
+    assert_eq!(out.closing, [ssh].into());
 }
