@@ -49,11 +49,14 @@ pub fn evaluate(
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     for e in entries {
-        // An answers-all host (port 0) is a state of the host, not a service to justify.
-        if e.state != PortState::Open {
-            continue;
+        let port = Port { e: &e, regions_scanned, k, now };
+        match e.state {
+            PortState::Open => port.judge(&mut out),
+            // Port 0: the whole host; its real services, where detection found
+            // them, are entries of their own.
+            PortState::AnswersAll => port.answers_all(&mut out),
+            _ => {}
         }
-        Port { e: &e, regions_scanned, k, now }.judge(&mut out);
     }
     out.sort_by_key(|c| c.key);
     out
@@ -147,6 +150,21 @@ impl Port<'_> {
             self.vulnerabilities(s, entry, out);
             self.inventory(s, entry, out);
         }
+    }
+
+    fn answers_all(&self, out: &mut Vec<Candidate>) {
+        // Whoever documents anything on the host owns the question of what it is.
+        let entry = self.k.register.and_then(|r| r.entries().iter().find(|e| e.host.contains(self.e.addr)));
+        let host = match self.e.addr {
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        let text = format!(
+            "{host} answers on every port probed{} (a SYN proxy, tarpit or CDN edge): the scan cannot tell its \
+             real services apart; find out what it is, then document it",
+            self.reach()
+        );
+        out.push(self.candidate(Kind::AnswersAll, entry, text, Vec::new()));
     }
 
     fn vulnerabilities(&self, s: &ServiceFacts, entry: Option<&Entry>, out: &mut Vec<Candidate>) {

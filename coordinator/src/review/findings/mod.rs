@@ -82,10 +82,13 @@ pub enum Kind {
     InventoryMismatch,
     /// Documented and as documented: listed so it stays intentional.
     Documented,
+    /// The host answers on (nearly) every port: a SYN proxy, tarpit or CDN
+    /// edge, behind which the scan cannot tell real services apart.
+    AnswersAll,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::ExposedService,
         Kind::KnownExploited,
         Kind::VulnerableVersion,
@@ -94,6 +97,7 @@ impl Kind {
         Kind::ReviewOverdue,
         Kind::InventoryMismatch,
         Kind::Documented,
+        Kind::AnswersAll,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +110,7 @@ impl Kind {
             Kind::ReviewOverdue => "review-overdue",
             Kind::InventoryMismatch => "inventory-mismatch",
             Kind::Documented => "documented",
+            Kind::AnswersAll => "answers-all",
         }
     }
 
@@ -118,9 +123,11 @@ impl Kind {
         match self {
             Kind::ExposedService | Kind::KnownExploited => Severity::Critical,
             Kind::VulnerableVersion => Severity::High,
-            Kind::Undocumented | Kind::NotAsDocumented | Kind::ReviewOverdue | Kind::InventoryMismatch => {
-                Severity::Medium
-            }
+            Kind::Undocumented
+            | Kind::NotAsDocumented
+            | Kind::ReviewOverdue
+            | Kind::InventoryMismatch
+            | Kind::AnswersAll => Severity::Medium,
             Kind::Documented => Severity::Low,
         }
     }

@@ -272,3 +272,22 @@ fn a_closure_counts_only_when_a_reprobe_confirmed_it() {
     assert_eq!(out.findings[0].key.port, 22);
     assert_eq!(out.closing, [ssh].into());
 }
+
+#[test]
+fn a_host_answering_on_every_port_is_its_own_finding() {
+    let w = world();
+    let mut edge = port("198.18.1.5", 0, None, &["eu", "us"]);
+    edge.state = vantage_shared::PortState::AnswersAll;
+    let real = port("198.18.1.5", 443, Some(ServiceFacts::named("http").product("nginx").version("1.22.1")), &["eu"]);
+    let c = evaluate([edge, real], 2, w.knowledge(), nov());
+    assert_eq!(kinds(&c, "198.18.1.5", 0), [(Kind::AnswersAll, Severity::Medium)]);
+    let all = c.iter().find(|c| c.key.kind == Kind::AnswersAll).unwrap();
+    assert!(
+        all.sentence.starts_with("198.18.1.5 answers on every port probed from 2 of 2 regions"),
+        "{}",
+        all.sentence
+    );
+    assert_eq!(all.owner.as_deref(), Some("web-team"), "198.18.1.0/24 is the web team's in the register");
+    // Its real service is judged as any other.
+    assert_eq!(kinds(&c, "198.18.1.5", 443), [(Kind::Documented, Severity::Low)]);
+}
