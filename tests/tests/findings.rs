@@ -106,6 +106,15 @@ fn a_review_judges_remediates_and_reopens() {
     let doc = find(&all, doc_port, "documented");
     assert_eq!((doc["severity"].as_str(), doc["owner"].as_str()), (Some("low"), Some("ops")));
 
+    // DefectDojo's generic import: one finding per identity, the required fields set.
+    let dojo = json(dir, &["findings", "export", "--format", "defectdojo"]);
+    let dojo = dojo["findings"].as_array().unwrap();
+    assert_eq!(dojo.len(), all.as_array().unwrap().len());
+    let exposed_id = format!("127.0.0.1:{ssh_port}/tcp exposed-service");
+    let exported = dojo.iter().find(|f| f["unique_id_from_tool"] == exposed_id.as_str()).expect("exported");
+    assert_eq!((exported["severity"].as_str(), exported["active"].as_bool()), (Some("Critical"), Some(true)));
+    assert!(exported["title"].as_str().unwrap().contains("OpenSSH 9.2p1"), "{exported}");
+
     // The same review again: the same findings, nothing new.
     let again = json(dir, &["review", "2026-10", "--format", "json"]);
     assert_eq!(again, oct, "re-running a review must not change its findings");

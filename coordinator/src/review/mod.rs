@@ -4,6 +4,7 @@
 //! * [`baseline`]: building a period's baseline from its latest scans, merged across regions.
 //! * [`confirm`]: judging candidate changes against a re-probe.
 //! * [`diff`]: the typed changes between two baselines, as a merge-join.
+//! * [`export`]: findings in other tools' formats (DefectDojo's generic findings import).
 //! * [`findings`]: what a review asks people to act on: severity, owner, deadline, status, history.
 //! * [`ignore`]: ignore rules for known noise, each with a reason and an expiry.
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
@@ -15,6 +16,7 @@
 pub mod baseline;
 pub mod confirm;
 pub mod diff;
+pub mod export;
 pub mod findings;
 pub mod ignore;
 pub mod import;

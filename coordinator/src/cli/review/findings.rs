@@ -8,6 +8,7 @@
 //! no longer sees them on ports its scans covered, and only once a low-rate
 //! re-probe (as `vantage diff` makes) confirms the port closed; never by hand.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -30,7 +31,8 @@ use crate::review::findings::{Finding, Severity, hours_text};
     vantage review --targets 198.18.0.0/24 --ports top-1000   # scan this month, then review\n  \
     vantage review 2026-11 --register register.toml --inventory assets.csv\n  \
     vantage review --policy policy.toml        # the current month, with a stricter policy\n  \
-    vantage findings --severity critical --overdue")]
+    vantage findings --severity critical --overdue\n  \
+    vantage findings export --format defectdojo -o vantage-defectdojo.json")]
 pub struct ReviewArgs {
     /// The period to review (YYYY-MM) [default: the current month, UTC].
     pub period: Option<String>,
@@ -88,6 +90,17 @@ pub enum FindingsAction {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Every finding (remediated ones too, so that they close there) in
+    /// another tool's format: DefectDojo's generic findings import JSON
+    /// (import as scan type "Generic Findings Import"; re-imports update by
+    /// the finding's identity).
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Defectdojo)]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Live with it, for a reason, until a date; it opens again after.
     Accept {
         id: String,
@@ -101,6 +114,13 @@ pub enum FindingsAction {
         #[arg(long)]
         by: Option<String>,
     },
+}
+
+/// `vantage findings export --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// DefectDojo's "Generic Findings Import" JSON.
+    Defectdojo,
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +329,22 @@ async fn findings_on(conn: &mut Connection, args: FindingsArgs) -> anyhow::Resul
                 .find(|f| f.id.eq_ignore_ascii_case(&id))
                 .ok_or_else(|| UsageError(format!("no finding {id} (vantage findings --all lists them)")))?;
             return print_one(&f, format, now);
+        }
+        Some(FindingsAction::Export { format: ExportFormat::Defectdojo, output }) => {
+            let doc = crate::review::export::defectdojo(&list(conn).await?, now);
+            let json = serde_json::to_vec_pretty(&doc)?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, &json).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+                    eprintln!("{} findings written to {}", doc.findings.len(), path.display());
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&json)?;
+                    writeln!(out)?;
+                }
+            }
+            return Ok(());
         }
         Some(FindingsAction::Ack { id, by: who }) => v1::UpdateFindingRequest {
             id,
