@@ -54,6 +54,8 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_SCAN: &[u8] = b"last_scan_id";
 const LOCK_FILE: &str = "vantage.lock";
+/// How long `Store::open` waits for a closing sled instance to let go.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,10 +97,7 @@ pub struct Store {
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let lock = take_lock(dir)?;
-        let db = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open().map_err(|e| match e {
-            sled::Error::Corruption { .. } => StoreError::Corrupt { path: dir.into(), detail: e.to_string() },
-            e => StoreError::Io(e),
-        })?;
+        let db = open_sled(dir)?;
         let meta = db.open_tree(TREE_META)?;
         let found = match meta.get(KEY_SCHEMA)? {
             None => SCHEMA_VERSION,
@@ -416,6 +415,29 @@ fn decode_block(mut bytes: &[u8]) -> Vec<Result<BaselineEntry, StoreError>> {
 fn decode_entry(wire: Result<v1::BaselineEntry, prost::DecodeError>) -> Result<BaselineEntry, StoreError> {
     let wire = wire.map_err(|e| StoreError::Decode { what: "baseline entry", detail: e.to_string() })?;
     BaselineEntry::try_from(wire).map_err(|e| StoreError::Decode { what: "baseline entry", detail: e.to_string() })
+}
+
+/// Opens sled under our lock. sled lets go of its own file lock only when
+/// its last background thread drops the database, a moment after the
+/// handle itself is dropped; since we hold `vantage.lock`, a sled lock held
+/// now belongs to an instance of this process on its way out (the embedded
+/// coordinator reopens the store between a review's steps), so wait for it.
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e @ sled::Error::Corruption { .. }) => {
+                return Err(StoreError::Corrupt { path: dir.into(), detail: e.to_string() });
+            }
+            Err(e) => return Err(StoreError::Io(e)),
+        }
+    }
 }
 
 /// One process per data directory. sled locks its files too, but reports a
