@@ -9,6 +9,9 @@ use clap::Args;
 use vantage_detect::nmap::{LoadReport, ProbeDb};
 use vantage_shared::{TargetSet, TargetSpec};
 
+use vantage_proto::transport::ClientSecurity;
+
+use crate::identity::{self, ENV_AGENT_DIR, IdentityDir, IdentityError};
 use crate::policy::LocalPolicy;
 
 pub const ENV_COORDINATOR: &str = "VANTAGE_COORDINATOR";
@@ -21,13 +24,23 @@ pub const ENV_SERVICE_PROBES: &str = "VANTAGE_SERVICE_PROBES";
 /// Flags of `vantage-agent`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
-    /// Coordinator to dial out to, e.g. http://127.0.0.1:7420.
+    /// Coordinator to dial out to [default: the one it enrolled with].
     #[arg(long, env = ENV_COORDINATOR)]
-    pub coordinator: String,
+    pub coordinator: Option<String>,
 
-    /// Region this agent scans from (shown next to every observation).
-    #[arg(long, env = ENV_REGION, default_value = "local")]
-    pub region: String,
+    /// Where enrollment left this agent's certificate, key and CA.
+    #[arg(long, env = ENV_AGENT_DIR, value_name = "DIR", default_value_os_t = identity::default_dir())]
+    pub dir: PathBuf,
+
+    /// Plaintext, without certificates: only to a coordinator on a loopback
+    /// address that runs `vantage serve --insecure` (tests, a laptop).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Region this agent scans from, with --insecure only: an enrolled
+    /// agent's region is the one its join token was made for.
+    #[arg(long, env = ENV_REGION)]
+    pub region: Option<String>,
 
     /// Agent name; defaults to the host name.
     #[arg(long, env = ENV_AGENT_NAME)]
@@ -58,9 +71,13 @@ pub struct AgentArgs {
 }
 
 /// A validated agent configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AgentConfig {
     pub coordinator: String,
+    /// TLS with the agent's certificate, or plaintext (loopback only).
+    pub security: ClientSecurity,
+    /// Where the certificate lives, to renew it (enrolled agents only).
+    pub identity_dir: Option<IdentityDir>,
     pub name: String,
     pub region: String,
     pub capacity: u32,
@@ -85,6 +102,14 @@ pub enum ConfigError {
     Capacity,
     #[error("--region must not be empty")]
     Region,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("{0}")]
+    Insecure(String),
+    #[error("--coordinator is needed with --insecure")]
+    NoCoordinator,
+    #[error("this agent is enrolled for region {enrolled}; --region is for --insecure agents only")]
+    RegionOfEnrolled { enrolled: String },
     #[error("--service-probes {path}: {source}")]
     ServiceProbes { path: String, source: std::io::Error },
 }
@@ -99,13 +124,31 @@ impl AgentArgs {
         if self.capacity == 0 {
             return Err(ConfigError::Capacity);
         }
-        if self.region.trim().is_empty() {
+        let (coordinator, security, identity_dir, region, name) = if self.insecure {
+            let coordinator = self.coordinator.ok_or(ConfigError::NoCoordinator)?;
+            vantage_proto::transport::check_insecure_url(&coordinator)
+                .map_err(|e| ConfigError::Insecure(e.to_string()))?;
+            let region = self.region.unwrap_or_else(|| "local".into());
+            (coordinator, ClientSecurity::Insecure, None, region, self.name.unwrap_or_else(default_name))
+        } else {
+            let dir = IdentityDir::new(self.dir);
+            let loaded = dir.load()?;
+            let e = &loaded.enrollment;
+            if self.region.is_some_and(|r| r != e.region) {
+                return Err(ConfigError::RegionOfEnrolled { enrolled: e.region.clone() });
+            }
+            let coordinator = self.coordinator.unwrap_or_else(|| e.coordinator.clone());
+            (coordinator, loaded.security()?, Some(dir), e.region.clone(), self.name.unwrap_or_else(|| e.name.clone()))
+        };
+        if region.trim().is_empty() {
             return Err(ConfigError::Region);
         }
         Ok(AgentConfig {
-            coordinator: self.coordinator,
-            name: self.name.unwrap_or_else(default_name),
-            region: self.region,
+            coordinator,
+            security,
+            identity_dir,
+            name,
+            region,
             capacity: self.capacity,
             max_in_flight: self.max_in_flight.max(1),
             policy: LocalPolicy::new(allow, deny),
@@ -141,7 +184,7 @@ pub fn load_summary(report: &LoadReport) -> String {
     )
 }
 
-fn default_name() -> String {
+pub fn default_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! * [`config`]: flags and their validation into an [`AgentConfig`].
+//! * [`identity`]: enrollment, the certificate and key it keeps, renewal.
 //! * [`policy`]: the agent's local allow/deny lists.
 //! * [`session`]: the connection to the coordinator and its reconnect loop.
 //! * [`work`]: running one assignment: batches, acknowledgements, completion.
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod detection;
 pub mod engine;
+pub mod identity;
 pub mod policy;
 pub mod process;
 pub mod session;

@@ -6,7 +6,7 @@
 //! agent under a new epoch, so nothing is lost and nothing is counted twice).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
@@ -22,6 +22,7 @@ use vantage_shared::{Assignment, LeaseKey};
 use crate::config::AgentConfig;
 use crate::engine::limits;
 use crate::engine::rate::RateLimits;
+use crate::identity::{SharedSecurity, keep_renewed};
 use crate::policy::LocalPolicy;
 use crate::work::{ShardEnd, ShardRun};
 
@@ -36,13 +37,15 @@ pub struct Agent {
     max_in_flight: usize,
     /// Whether raw sockets (SYN mode) are available to this process.
     raw_sockets: bool,
+    /// What each new connection uses; certificate renewal swaps it.
+    security: SharedSecurity,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
     #[error(transparent)]
     Transport(#[from] vantage_proto::transport::TransportError),
-    #[error("coordinator refused the session: {0}")]
+    #[error("coordinator refused the session: {}", .0.message())]
     Status(#[from] tonic::Status),
     #[error("coordinator closed the stream")]
     Closed,
@@ -56,12 +59,16 @@ impl Agent {
         let max_in_flight = (cfg.max_in_flight as usize).min(budget / cfg.capacity as usize).max(1);
         let policy = Arc::new(cfg.policy.clone());
         let raw_sockets = crate::engine::syn::raw_sockets_allowed();
-        Agent { cfg, policy, max_in_flight, raw_sockets }
+        let security = Arc::new(RwLock::new(cfg.security.clone()));
+        Agent { cfg, policy, max_in_flight, raw_sockets, security }
     }
 
     /// Runs until `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = self.cfg.min_backoff;
+        if let Some(dir) = &self.cfg.identity_dir {
+            tokio::spawn(keep_renewed(dir.clone(), self.security.clone(), shutdown.clone()));
+        }
         tracing::info!(
             coordinator = %self.cfg.coordinator,
             agent.region = %self.cfg.region,
@@ -95,7 +102,8 @@ impl Agent {
 
     /// One connected session; `Ok` only when shut down on purpose.
     async fn session(&self, shutdown: &CancellationToken, welcomed: &mut bool) -> Result<(), SessionError> {
-        let channel = vantage_proto::transport::connect(&self.cfg.coordinator, CONNECT_TIMEOUT).await?;
+        let security = self.security.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let channel = vantage_proto::transport::connect(&self.cfg.coordinator, &security, CONNECT_TIMEOUT).await?;
         let mut client = AgentLinkClient::new(channel);
         let (out, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
         let hello = v1::Hello {

@@ -17,4 +17,5 @@ pub mod v1 {
 
 pub use prost_types;
 
+pub mod pki;
 pub mod transport;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vantage_tests::bins;
-use vantage_tests::proc::{Guard, free_port, run, wait_for};
+use vantage_tests::fleet::Fleet;
+use vantage_tests::proc::{Guard, run};
 use vantage_tests::targets::{LoopbackTargets, banner};
 
 const SCAN_LIMIT: Duration = Duration::from_secs(120);
@@ -105,64 +106,26 @@ fn embedded_scan_finds_exactly_the_listeners() {
 #[test]
 fn coordinator_splits_the_scan_between_two_agent_processes() {
     let truth = LoopbackTargets::start(16, 48);
-    let data = tempfile::tempdir().unwrap();
-    let url = format!("http://127.0.0.1:{}", free_port());
-    let listen = url.trim_start_matches("http://").to_string();
+    let fleet = Fleet::new();
     // Tiny shards, so that both agents get some.
-    let _coordinator = Guard::spawn(
-        "coordinator",
-        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args([
-            "serve",
-            "--listen",
-            &listen,
-            "--shard-probes",
-            "4",
-        ]),
-    );
+    let _coordinator = fleet.serve(&["--shard-probes", "4"]);
     let _agents: Vec<Guard> = ["r1", "r2"]
         .iter()
-        .map(|region| {
-            Guard::spawn(
-                region,
-                Command::new(bins::agent()).args([
-                    "--coordinator",
-                    &url,
-                    "--region",
-                    region,
-                    "--name",
-                    "agent",
-                    "--capacity",
-                    "1",
-                ]),
-            )
-        })
+        .map(|region| fleet.start_agent(region, &format!("agent-{region}"), &["--capacity", "1"]))
         .collect();
-    wait_for("two agents to connect", Duration::from_secs(30), || {
-        let out = run(
-            Command::new(bins::vantage()).args(["fleet", "list", "--format", "json", "--coordinator", &url]),
-            SCAN_LIMIT,
-        );
-        let agents: Value = serde_json::from_slice(&out.stdout).ok()?;
-        (agents.as_array()?.len() == 2).then_some(())
-    });
+    fleet.wait_connected(2, Duration::from_secs(30));
 
     let out = run(
-        Command::new(bins::vantage()).args([
-            "scan",
-            "--coordinator",
-            &url,
-            "--targets",
-            "127.0.0.1",
-            "--ports",
-            &truth.port_spec(),
-            "--format",
-            "json",
-        ]),
+        fleet.cli().args(["scan", "--targets", "127.0.0.1", "--ports", &truth.port_spec(), "--format", "json"]),
         SCAN_LIMIT,
     );
     assert!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_matches_truth(&doc, &truth);
     let agents: BTreeSet<String> = reported(&doc).into_values().map(|(_, agent)| agent).collect();
-    assert_eq!(agents, BTreeSet::from(["r1/agent".to_string(), "r2/agent".to_string()]), "work was not split");
+    assert_eq!(agents, BTreeSet::from(["a-1".to_string(), "a-2".to_string()]), "work was not split");
+    // Each agent's region is the one its join token was made for.
+    let regions: BTreeSet<&str> =
+        doc["observations"].as_array().unwrap().iter().filter_map(|o| o["region"].as_str()).collect();
+    assert_eq!(regions, BTreeSet::from(["r1", "r2"]));
 }

@@ -5,6 +5,8 @@
 //! coordinator on a loopback port and, for scans, the same agent dialling it
 //! over gRPC. The only difference is who started them.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,11 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use vantage_agent::policy::LocalPolicy;
 use vantage_agent::{Agent, AgentConfig};
+use vantage_proto::pki::{Ca, Role};
+use vantage_proto::transport::ClientSecurity;
+use vantage_proto::transport::tls::{self, Identity};
 use vantage_proto::v1::control_client::ControlClient;
 use vantage_shared::TargetSet;
 
 use super::{GlobalArgs, UsageError};
-use crate::server::{Coordinator, CoordinatorConfig};
+use crate::server::{Coordinator, CoordinatorConfig, Security};
 use crate::store::StoreError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +40,42 @@ struct Embedded {
     shutdown: CancellationToken,
     coordinator: JoinHandle<()>,
     agent: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+/// The embedded mode's certificates, made in memory for one run: the same
+/// TLS as a deployment, and no other process on the machine can talk to the
+/// embedded coordinator or pose as its agent.
+struct EphemeralPki {
+    security: Security,
+    operator: ClientSecurity,
+    agent: ClientSecurity,
+}
+
+impl EphemeralPki {
+    const VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+    const AGENT_ID: &str = "embedded";
+
+    fn new() -> anyhow::Result<EphemeralPki> {
+        let ca = Ca::generate("Vantage embedded CA", Self::VALIDITY)?;
+        let issue = |role: Role, names: &[String]| -> anyhow::Result<Identity> {
+            let cert = ca.issue(&role, &role.to_string(), names, Self::VALIDITY)?;
+            Ok(Identity { cert_pem: cert.cert_pem, key_pem: cert.key_pem })
+        };
+        let client = |id: &Identity| -> anyhow::Result<ClientSecurity> {
+            Ok(ClientSecurity::Tls(tls::client_config(ca.cert_pem(), Some(id)).context("embedded TLS")?))
+        };
+        let server = issue(Role::Coordinator, &["127.0.0.1".to_string()])?;
+        let operator = client(&issue(Role::Operator("local".into()), &[])?)?;
+        let agent = client(&issue(Role::Agent(Self::AGENT_ID.into()), &[])?)?;
+        let resident = HashMap::from([(Self::AGENT_ID.to_string(), "local".to_string())]);
+        let security = Security::Tls {
+            ca: Arc::new(ca),
+            identity: server,
+            agent_cert_ttl: Self::VALIDITY,
+            resident_agents: resident,
+        };
+        Ok(EphemeralPki { security, operator, agent })
+    }
 }
 
 /// Does the command need an agent to do its work?
@@ -55,7 +96,8 @@ impl Connection {
                 )
                 .into());
             }
-            let channel = vantage_proto::transport::connect(url, CONNECT_TIMEOUT).await?;
+            let security = global.client_security()?;
+            let channel = vantage_proto::transport::connect(url, &security, CONNECT_TIMEOUT).await?;
             return Ok(Connection { control: ControlClient::new(channel), embedded: None });
         }
         let scope = global.scope()?;
@@ -72,15 +114,17 @@ impl Connection {
         let data_dir = global.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-        let coordinator =
-            Coordinator::open(CoordinatorConfig::new(data_dir, scope.clone())).await.map_err(|e| match e {
+        let pki = EphemeralPki::new()?;
+        let coordinator = Coordinator::open(CoordinatorConfig::new(data_dir, scope.clone(), pki.security.clone()))
+            .await
+            .map_err(|e| match e {
                 StoreError::Locked(_) | StoreError::NewerSchema { .. } => {
                     anyhow::Error::from(UsageError(e.to_string()))
                 }
                 e => e.into(),
             })?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let url = format!("https://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         let coordinator = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -96,6 +140,8 @@ impl Connection {
             let policy = LocalPolicy::new(scope.effective().clone(), TargetSet::default());
             let local = Agent::new(AgentConfig {
                 coordinator: url.clone(),
+                security: pki.agent.clone(),
+                identity_dir: None,
                 name: "embedded".into(),
                 region: "local".into(),
                 // Shards overlap their waits for late answers.
@@ -109,7 +155,7 @@ impl Connection {
             let agent_shutdown = CancellationToken::new();
             agent = Some((agent_shutdown.clone(), tokio::spawn(local.run(agent_shutdown))));
         }
-        let channel = vantage_proto::transport::connect(&url, CONNECT_TIMEOUT).await?;
+        let channel = vantage_proto::transport::connect(&url, &pki.operator, CONNECT_TIMEOUT).await?;
         let embedded = Embedded { shutdown, coordinator, agent };
         Ok(Connection { control: ControlClient::new(channel), embedded: Some(embedded) })
     }

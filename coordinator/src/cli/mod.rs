@@ -12,6 +12,7 @@ pub mod connect;
 pub mod files;
 pub mod fleet;
 pub mod output;
+pub mod pki;
 pub mod review;
 pub mod scan;
 pub mod serve;
@@ -25,6 +26,7 @@ use vantage_shared::Scope;
 pub const ENV_COORDINATOR: &str = "VANTAGE_COORDINATOR";
 pub const ENV_DATA_DIR: &str = "VANTAGE_DATA_DIR";
 pub const ENV_SCOPE: &str = "VANTAGE_SCOPE";
+pub const ENV_PKI: &str = "VANTAGE_PKI";
 
 const ABOUT: &str = "Vantage: watch your internet-facing ports from the outside, month after month.";
 const LONG_ABOUT: &str = "\
@@ -42,9 +44,11 @@ Examples:
   vantage scan --targets 127.0.0.1 --ports 1-10000
   vantage scan --targets 198.18.0.0/24 --ports top-100 --scope scope.txt --format json
   vantage results                       # the newest scan's open ports again
-  vantage serve --listen 127.0.0.1:7420 --scope scope.txt
-  vantage-agent --coordinator http://127.0.0.1:7420 --region eu-west --allow 198.18.0.0/15
-  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024
+  vantage pki init --san coordinator.example  # once: CA, coordinator and operator certificates
+  vantage serve --listen 0.0.0.0:7420 --scope scope.txt
+  vantage fleet token --region eu-west --coordinator https://coordinator.example:7420
+  vantage-agent enroll --token vjt1.... --coordinator https://coordinator.example:7420
+  vantage scan --coordinator https://coordinator.example:7420 --targets 198.18.0.0/24 --ports 1-1024
   vantage register check register.toml   # the justification register, offline";
 
 #[derive(Debug, Parser)]
@@ -61,11 +65,22 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Coordinator to talk to (http://HOST:PORT). Without it, an embedded
+    /// Coordinator to talk to (https://HOST:PORT). Without it, an embedded
     /// coordinator runs in this process. The commands on local files
     /// (register, inventory, vulns) use neither.
     #[arg(long, global = true, env = ENV_COORDINATOR)]
     pub coordinator: Option<String>,
+
+    /// The PKI directory: ca.pem and operator.pem for talking to a
+    /// coordinator; for `vantage serve`, also ca.key and coordinator.pem
+    /// (see `vantage pki init`) [default: <data-dir>/pki].
+    #[arg(long, global = true, env = ENV_PKI, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
+
+    /// Plaintext instead of TLS, without certificates: for a coordinator on a
+    /// loopback address only (`vantage serve --insecure`, tests).
+    #[arg(long, global = true)]
+    pub insecure: bool,
 
     /// Where the embedded coordinator and `vantage serve` keep their store
     /// [default: the user's data directory, e.g. ~/.local/share/vantage].
@@ -97,9 +112,13 @@ pub enum Command {
     Scan(scan::ScanCommand),
     /// Print a scan's results (the newest scan by default).
     Results(scan::results::ResultsArgs),
-    /// The agents connected to a coordinator.
+    /// The agents of a coordinator: list them, make join tokens, revoke.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// The installation's CA and the certificates of the coordinator and
+    /// its operators (agents get theirs by enrolling).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// What changed between two review periods: new and closed ports,
     /// changed services, versions, certificates and reachability.
     Diff(review::diff::DiffArgs),
@@ -142,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(cmd) => scan::run(&cli.global, cmd).await,
         Command::Results(args) => scan::results::run(&cli.global, args).await,
         Command::Fleet(cmd) => fleet::run(&cli.global, cmd).await,
+        Command::Pki(cmd) => pki::run(&cli.global, cmd),
         Command::Diff(args) => review::diff::run(&cli.global, args).await,
         Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
@@ -161,6 +181,18 @@ impl GlobalArgs {
             .unwrap_or_else(|| dirs::data_dir().map(|d| d.join("vantage")).unwrap_or_else(|| PathBuf::from(".vantage")))
     }
 
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki.clone().unwrap_or_else(|| self.data_dir().join("pki"))
+    }
+
+    /// How this CLI reaches a coordinator given with --coordinator.
+    pub fn client_security(&self) -> anyhow::Result<vantage_proto::transport::ClientSecurity> {
+        if self.insecure {
+            return Ok(vantage_proto::transport::ClientSecurity::Insecure);
+        }
+        pki::load_operator(&self.pki_dir())
+    }
+
     /// The scope file's contents, or the loopback default.
     pub fn scope(&self) -> Result<Scope, UsageError> {
         let Some(path) = &self.scope else { return Ok(Scope::loopback()) };
@@ -174,6 +206,22 @@ impl GlobalArgs {
     }
 }
 
+/// The chain of errors under a status (a transport failure's reason), as
+/// `: a: b`; what it says when a plaintext or refused client reaches a TLS
+/// coordinator.
+fn causes(status: &tonic::Status) -> String {
+    let mut out = String::new();
+    let mut next = std::error::Error::source(status);
+    while let Some(e) = next {
+        out.push_str(&format!(": {e}"));
+        next = e.source();
+    }
+    if std::error::Error::source(status).is_some() {
+        out.push_str(" (does the coordinator speak TLS and accept this certificate? its log says why it refused)");
+    }
+    out
+}
+
 /// Maps a coordinator's refusal to a usage error, anything else to itself.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
     use tonic::Code;
@@ -181,7 +229,7 @@ pub fn status_error(status: tonic::Status) -> anyhow::Error {
         Code::InvalidArgument | Code::PermissionDenied | Code::NotFound => {
             UsageError(status.message().to_string()).into()
         }
-        Code::Unavailable => anyhow::anyhow!("coordinator unavailable: {}", status.message()),
-        _ => anyhow::anyhow!("coordinator error: {}", status.message()),
+        Code::Unavailable => anyhow::anyhow!("coordinator unavailable: {}{}", status.message(), causes(&status)),
+        _ => anyhow::anyhow!("coordinator error: {}{}", status.message(), causes(&status)),
     }
 }

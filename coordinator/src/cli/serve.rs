@@ -1,5 +1,7 @@
 //! `vantage serve`: run the coordinator until SIGINT or SIGTERM.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,7 +12,7 @@ use vantage_agent::process::cancel_on_signals;
 use vantage_shared::shard::DEFAULT_SHARD_PROBES;
 
 use super::{GlobalArgs, UsageError};
-use crate::server::{Coordinator, CoordinatorConfig};
+use crate::server::{Coordinator, CoordinatorConfig, Security};
 
 pub const ENV_LISTEN: &str = "VANTAGE_LISTEN";
 
@@ -27,6 +29,10 @@ pub struct ServeArgs {
     /// A lease without progress for this long is taken back and given to another agent.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub lease: Duration,
+
+    /// How long an agent's certificate lasts; agents renew at two thirds of it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+    pub agent_cert_ttl: Duration,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -36,10 +42,31 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = global.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    if args.agent_cert_ttl < Duration::from_secs(10) {
+        return Err(UsageError("--agent-cert-ttl must be at least 10s".into()).into());
+    }
+    let security = if global.insecure {
+        if args.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()) {
+            return Err(UsageError(format!(
+                "--insecure serves plaintext, on loopback addresses only (not {}); run `vantage pki init` for TLS",
+                args.listen
+            ))
+            .into());
+        }
+        Security::Insecure
+    } else {
+        let (ca, identity) = super::pki::load_server(&global.pki_dir())?;
+        Security::Tls {
+            ca: Arc::new(ca),
+            identity,
+            agent_cert_ttl: args.agent_cert_ttl,
+            resident_agents: HashMap::new(),
+        }
+    };
     let cfg = CoordinatorConfig {
         shard_probes: args.shard_probes,
         lease: args.lease,
-        ..CoordinatorConfig::new(data_dir, global.scope()?)
+        ..CoordinatorConfig::new(data_dir, global.scope()?, security)
     };
     let coordinator = Coordinator::open(cfg).await?;
     let listener =

@@ -22,6 +22,7 @@ use vantage_shared::convert::duration_from_wire;
 use vantage_shared::{LeaseKey, Observation, PortState};
 
 use super::scheduler::{BatchContext, Refusal, Scheduler};
+use super::trust::Trust;
 use crate::store::{ShardStats, Store};
 
 /// Messages queued towards one agent.
@@ -31,6 +32,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct AgentLinkService {
     pub scheduler: Arc<Scheduler>,
+    pub trust: Trust,
     pub store: Store,
     pub shutdown: CancellationToken,
 }
@@ -42,6 +44,9 @@ impl AgentLink for AgentLinkService {
     type SessionStream = OutStream;
 
     async fn session(&self, req: Request<Streaming<v1::AgentMessage>>) -> Result<Response<OutStream>, Status> {
+        // Checked on every stream, not only at the handshake: a connection
+        // opened before a revocation gets no new stream.
+        let identity = self.trust.agent(&req, "the agent link")?;
         let mut inbound = req.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(v1::AgentMessage { body: Some(Body::Hello(h)) }))) => h,
@@ -53,7 +58,13 @@ impl AgentLink for AgentLinkService {
             return Err(Status::invalid_argument("hello needs a name and a region"));
         }
         let (tx, rx) = mpsc::channel(AGENT_QUEUE);
-        let agent_id = self.scheduler.register_agent(&hello, tx.clone());
+        if let Some(who) = &identity
+            && who.region != hello.region
+        {
+            tracing::info!(agent.id = %who.id, hello = %hello.region, enrolled = %who.region, "agent says another region; its enrollment's counts");
+        }
+        let connected = self.scheduler.register_agent(&hello, identity.as_ref(), tx.clone());
+        let agent_id = connected.agent_id.clone();
         // The queue is new and empty: the welcome goes first, work after it.
         let _ = tx.try_send(Ok(message(Out::Welcome(v1::Welcome { agent_id: agent_id.clone() }))));
         self.scheduler.dispatch();
@@ -63,10 +74,18 @@ impl AgentLink for AgentLinkService {
             loop {
                 let msg = tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = connected.cancel.cancelled() => {
+                        let cut = Status::permission_denied("the coordinator cut this connection off (revoked, or replaced by a newer one)");
+                        let _ = ingest.tx.try_send(Err(cut));
+                        break;
+                    }
                     msg = inbound.message() => msg,
                 };
                 match msg {
-                    Ok(Some(m)) => ingest.handle(m).await,
+                    Ok(Some(m)) => {
+                        ingest.scheduler.seen(&connected.agent_id, connected.conn);
+                        ingest.handle(m).await
+                    }
                     Ok(None) => break,
                     Err(status) => {
                         tracing::debug!(agent.id = %ingest.agent_id, error = %status, "agent stream error");
@@ -74,7 +93,7 @@ impl AgentLink for AgentLinkService {
                     }
                 }
             }
-            ingest.scheduler.agent_gone(&ingest.agent_id);
+            ingest.scheduler.agent_gone(&ingest.agent_id, connected.conn);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

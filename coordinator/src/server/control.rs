@@ -12,22 +12,38 @@ use tonic::{Request, Response, Status, Streaming};
 use vantage_proto::v1;
 use vantage_proto::v1::control_server::Control;
 
-use vantage_shared::convert::{addr_to_bytes, time_to_wire};
+use vantage_shared::convert::{addr_to_bytes, duration_from_wire, time_to_wire};
 use vantage_shared::period::PeriodError;
 use vantage_shared::{BaselineEntry, Period, PortState, Scope};
 
 use super::scheduler::{Scheduler, status_of};
+use super::trust::{MAX_TOKEN_TTL, Trust};
 use super::{planner, review};
 use crate::review::baseline::{self, Sources};
 use crate::review::diff::{self, Change, ChangeKind};
 use crate::review::vulns::VulnData;
-use crate::store::{BaselineRecord, ScanRecord, ShardState, ShardStats, Store, StoreError};
+use crate::store::{AgentRecord, BaselineRecord, ScanRecord, ShardState, ShardStats, Store, StoreError};
 
 pub struct ControlService {
     pub scheduler: Arc<Scheduler>,
     pub store: Store,
     pub scope: Arc<Scope>,
     pub shard_probes: u64,
+    pub trust: Trust,
+}
+
+/// How `vantage fleet list` shows an enrolled agent that is not connected.
+fn agent_info(record: &AgentRecord) -> v1::AgentInfo {
+    v1::AgentInfo {
+        agent_id: record.id.clone(),
+        name: record.name.clone(),
+        region: record.region.clone(),
+        state: if record.revoked.is_some() { "revoked" } else { "offline" }.into(),
+        cert_expires_at: Some(time_to_wire(record.cert_not_after)),
+        revoked_at: record.revoked.as_ref().map(|r| time_to_wire(r.at)),
+        revoked_reason: record.revoked.as_ref().map(|r| r.reason.clone()).unwrap_or_default(),
+        ..Default::default()
+    }
 }
 
 impl From<StoreError> for Status {
@@ -106,7 +122,34 @@ impl Control for ControlService {
     }
 
     async fn list_agents(&self, _: Request<v1::ListAgentsRequest>) -> Result<Response<v1::ListAgentsResponse>, Status> {
-        Ok(Response::new(v1::ListAgentsResponse { agents: self.scheduler.agents() }))
+        let mut agents = self.scheduler.agents();
+        // Enrolled agents that are not connected are listed too, and every
+        // enrolled one carries its certificate's expiry.
+        for record in self.store.enrolled_agents()? {
+            match agents.iter_mut().find(|a| a.agent_id == record.id) {
+                Some(info) => info.cert_expires_at = Some(time_to_wire(record.cert_not_after)),
+                None => agents.push(agent_info(&record)),
+            }
+        }
+        agents.sort_by(|a, b| (&a.region, &a.agent_id).cmp(&(&b.region, &b.agent_id)));
+        Ok(Response::new(v1::ListAgentsResponse { agents }))
+    }
+
+    async fn create_join_token(
+        &self,
+        req: Request<v1::CreateJoinTokenRequest>,
+    ) -> Result<Response<v1::JoinToken>, Status> {
+        let req = req.into_inner();
+        let ttl = duration_from_wire(req.ttl.as_ref()).unwrap_or(MAX_TOKEN_TTL);
+        Ok(Response::new(self.trust.create_token(&req.region, ttl)?))
+    }
+
+    async fn revoke_agent(&self, req: Request<v1::RevokeAgentRequest>) -> Result<Response<v1::AgentInfo>, Status> {
+        let req = req.into_inner();
+        let record = self.trust.revoke(&req.agent_id, &req.reason).await?;
+        // After the registry says so: a reconnect now fails its handshake.
+        self.scheduler.disconnect(&record.id);
+        Ok(Response::new(agent_info(&record)))
     }
 
     type ListResultsStream = Boxed<v1::Observation>;

@@ -5,6 +5,8 @@
 //! * [`scheduler`]: leases, epochs, dispatch, progress.
 //! * [`agent_link`]: the agents' streams and ingest.
 //! * [`control`]: the operators' API.
+//! * [`enrollment`]: join tokens in, agent certificates out.
+//! * [`trust`]: who may call what (certificates, the agent registry).
 //!
 //! [`Coordinator::open`] opens the store and resumes unfinished scans;
 //! [`Coordinator::serve`] runs until the shutdown token fires. The embedded
@@ -12,25 +14,34 @@
 
 pub mod agent_link;
 pub mod control;
+pub mod enrollment;
 pub mod planner;
 pub mod review;
 pub mod scheduler;
+pub mod trust;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use vantage_proto::pki::Ca;
+use vantage_proto::transport::ServerSecurity;
+use vantage_proto::transport::tls::{self, Identity};
 use vantage_proto::v1::agent_link_server::AgentLinkServer;
 use vantage_proto::v1::control_server::ControlServer;
+use vantage_proto::v1::enrollment_server::EnrollmentServer;
 use vantage_shared::Scope;
 use vantage_shared::shard::DEFAULT_SHARD_PROBES;
 
 use crate::store::{Store, StoreError};
 use agent_link::AgentLinkService;
 use control::ControlService;
+use enrollment::EnrollmentService;
 use scheduler::Scheduler;
+use trust::{Trust, TrustMode};
 
 /// How often leases are checked for expiry.
 const LEASE_CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -44,11 +55,44 @@ pub struct CoordinatorConfig {
     pub shard_probes: u64,
     /// A lease without progress for this long goes to another agent.
     pub lease: Duration,
+    pub security: Security,
+}
+
+/// How the coordinator proves itself and checks its callers.
+#[derive(Clone)]
+pub enum Security {
+    Tls {
+        ca: Arc<Ca>,
+        /// The coordinator's own certificate and key.
+        identity: Identity,
+        /// How long agent certificates last (agents renew at two thirds).
+        agent_cert_ttl: Duration,
+        /// Agents that need no enrollment (the embedded mode's own): id → region.
+        resident_agents: HashMap<String, String>,
+    },
+    /// Plaintext, loopback only.
+    Insecure,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.write_str(match self {
+            Security::Tls { .. } => "Tls(..)",
+            Security::Insecure => "Insecure",
+        })
+    }
 }
 
 impl CoordinatorConfig {
-    pub fn new(data_dir: PathBuf, scope: Scope) -> Self {
-        CoordinatorConfig { data_dir, scope, shard_probes: DEFAULT_SHARD_PROBES, lease: Duration::from_secs(60) }
+    pub fn new(data_dir: PathBuf, scope: Scope, security: Security) -> Self {
+        CoordinatorConfig {
+            data_dir,
+            scope,
+            shard_probes: DEFAULT_SHARD_PROBES,
+            lease: Duration::from_secs(60),
+            security,
+        }
     }
 }
 
@@ -77,8 +121,21 @@ impl Coordinator {
         shutdown: CancellationToken,
     ) -> Result<(), vantage_proto::transport::TransportError> {
         let addr = listener.local_addr().ok();
+        let (trust, security) = match &self.cfg.security {
+            Security::Insecure => {
+                (Trust::new(self.store.clone(), TrustMode::Insecure, HashMap::new()), ServerSecurity::Insecure)
+            }
+            Security::Tls { ca, identity, agent_cert_ttl, resident_agents } => {
+                let mode = TrustMode::Tls { ca: ca.clone(), agent_cert_ttl: *agent_cert_ttl };
+                let trust = Trust::new(self.store.clone(), mode, resident_agents.clone());
+                let config = tls::server_config(ca.cert_pem(), identity, Arc::new(trust.clone()))
+                    .map_err(|e| vantage_proto::transport::TransportError::Tls(e.to_string()))?;
+                (trust, ServerSecurity::Tls(config))
+            }
+        };
         let agent_link = AgentLinkService {
             scheduler: self.scheduler.clone(),
+            trust: trust.clone(),
             store: self.store.clone(),
             shutdown: shutdown.clone(),
         };
@@ -87,13 +144,20 @@ impl Coordinator {
             store: self.store.clone(),
             scope: Arc::new(self.cfg.scope.clone()),
             shard_probes: self.cfg.shard_probes,
+            trust: trust.clone(),
         };
+        let operators = trust.clone();
+        let control = ControlServer::with_interceptor(control, move |req: tonic::Request<()>| {
+            operators.operator(&req)?;
+            Ok(req)
+        });
         let expiry = tokio::spawn(expire_leases(self.scheduler.clone(), shutdown.clone()));
         let router = vantage_proto::transport::server()
             .add_service(AgentLinkServer::new(agent_link))
-            .add_service(ControlServer::new(control));
-        tracing::info!(listen = ?addr, scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
-        let result = vantage_proto::transport::serve(router, listener, shutdown.cancelled_owned()).await;
+            .add_service(control)
+            .add_service(EnrollmentServer::new(EnrollmentService { trust: trust.clone() }));
+        tracing::info!(listen = ?addr, tls = !trust.is_insecure(), scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
+        let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
         expiry.abort();
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "final flush failed");

@@ -9,6 +9,7 @@
 //! acknowledged observation survives a crash (DESIGN invariant 1).
 
 mod findings;
+mod fleet;
 pub mod keys;
 pub mod records;
 
@@ -21,6 +22,7 @@ use vantage_proto::v1;
 use vantage_shared::{BaselineEntry, Observation, Period};
 
 pub use findings::Document;
+pub use fleet::{AgentRecord, Revocation, TokenRecord, TokenRefusal};
 pub use records::{BaselineRecord, ScanRecord, ShardRecord, ShardState, ShardStats};
 
 /// Version of the layout below. Bump it with a forward migration.
@@ -38,6 +40,8 @@ const TREE_BASELINE_BLOCKS: &str = "baseline_blocks";
 const TREE_FINDINGS: &str = "findings";
 const TREE_DOCUMENTS: &str = "documents";
 const TREE_VULNS: &str = "vulns";
+const TREE_AGENTS: &str = "agents";
+const TREE_TOKENS: &str = "join_tokens";
 /// Baseline entries per sled value, compressed with LZ4. A month's baseline
 /// is millions of ports, only ever read whole and in order. Measured on 2M
 /// entries: one key per entry spent 4.6-6.5 s in per-key overhead; sled's
@@ -92,6 +96,8 @@ pub struct Store {
     findings: sled::Tree,
     documents: sled::Tree,
     vulns: sled::Tree,
+    agents: sled::Tree,
+    tokens: sled::Tree,
 }
 
 impl Store {
@@ -117,6 +123,8 @@ impl Store {
             findings: db.open_tree(TREE_FINDINGS)?,
             documents: db.open_tree(TREE_DOCUMENTS)?,
             vulns: db.open_tree(TREE_VULNS)?,
+            agents: db.open_tree(TREE_AGENTS)?,
+            tokens: db.open_tree(TREE_TOKENS)?,
             meta,
             db,
             _lock: Arc::new(lock),

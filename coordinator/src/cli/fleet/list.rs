@@ -22,9 +22,14 @@ struct AgentJson {
     region: String,
     version: String,
     capacity: u32,
+    state: String,
     connected_at: Option<String>,
+    last_seen: Option<String>,
     active_leases: u32,
     shards_done: u64,
+    cert_expires_at: Option<String>,
+    revoked_at: Option<String>,
+    revoked_reason: String,
 }
 
 pub async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
@@ -40,6 +45,11 @@ pub async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|a| AgentJson {
             connected_at: wire_time(a.connected_at.as_ref()).map(rfc3339),
+            last_seen: wire_time(a.last_seen.as_ref()).map(rfc3339),
+            cert_expires_at: wire_time(a.cert_expires_at.as_ref()).map(rfc3339),
+            revoked_at: wire_time(a.revoked_at.as_ref()).map(rfc3339),
+            revoked_reason: a.revoked_reason,
+            state: a.state,
             id: a.agent_id,
             name: a.name,
             region: a.region,
@@ -57,17 +67,20 @@ pub async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
                 .map(|a| {
                     vec![
                         a.id.clone(),
+                        a.name.clone(),
                         a.region.clone(),
+                        a.state.clone(),
                         a.version.clone(),
-                        a.connected_at.clone().unwrap_or_default(),
+                        a.last_seen.clone().unwrap_or_default(),
                         format!("{}/{}", a.active_leases, a.capacity),
                         a.shards_done.to_string(),
+                        a.cert_expires_at.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
             table(
                 &mut std::io::stdout().lock(),
-                &["AGENT", "REGION", "VERSION", "CONNECTED", "LEASES", "SHARDS DONE"],
+                &["AGENT", "NAME", "REGION", "STATE", "VERSION", "LAST SEEN", "LEASES", "SHARDS DONE", "CERT EXPIRES"],
                 &rows,
             )?;
         }

@@ -12,12 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use vantage_proto::v1;
 use vantage_proto::v1::coordinator_message::Body;
 use vantage_shared::convert::time_to_wire;
 use vantage_shared::{Assignment, LeaseKey, PortSpec, Scope, TargetSet};
 
+use super::trust::AgentIdentity;
 use crate::store::{ScanRecord, ShardRecord, ShardState, ShardStats, Store, StoreError};
 
 /// Messages queued to one agent's stream.
@@ -64,6 +66,33 @@ struct Lease {
 struct AgentEntry {
     info: v1::AgentInfo,
     tx: AgentTx,
+    /// Which of the agent's connections this is (they are numbered).
+    conn: u64,
+    /// Ends the connection's inbound loop, and with it the stream.
+    cancel: CancellationToken,
+}
+
+/// A registered agent connection.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub agent_id: String,
+    pub conn: u64,
+    /// Fires when the coordinator cuts this connection off.
+    pub cancel: CancellationToken,
+}
+
+/// Removes an agent's connection and puts its leases back in the queue;
+/// returns how many.
+fn drop_agent(st: &mut State, agent_id: &str) -> usize {
+    if let Some(entry) = st.agents.remove(agent_id) {
+        entry.cancel.cancel();
+    }
+    let orphaned: Vec<UnitId> = st.leases.iter().filter(|(_, l)| l.agent == agent_id).map(|(unit, _)| *unit).collect();
+    for unit in &orphaned {
+        st.leases.remove(unit);
+        st.queue.push_front(*unit);
+    }
+    orphaned.len()
 }
 
 struct LiveScan {
@@ -80,6 +109,8 @@ struct State {
     leases: HashMap<UnitId, Lease>,
     agents: BTreeMap<String, AgentEntry>,
     scans: HashMap<u64, LiveScan>,
+    /// Connections registered so far.
+    connections: u64,
 }
 
 pub struct Scheduler {
@@ -153,47 +184,88 @@ impl Scheduler {
         }
     }
 
-    /// Registers a connected agent and returns its id; work reaches it on the
-    /// next [`Scheduler::dispatch`].
-    pub fn register_agent(&self, hello: &v1::Hello, tx: AgentTx) -> String {
-        let id = {
+    /// Registers a connected agent; work reaches it on the next
+    /// [`Scheduler::dispatch`]. An enrolled agent brings its identity (id
+    /// and region from the registry); a connection of the same agent that is
+    /// still registered is cut off, since the agent itself gave up on it.
+    /// Without an identity (an `--insecure` coordinator) the id is made from
+    /// the hello's region and name.
+    pub fn register_agent(&self, hello: &v1::Hello, identity: Option<&AgentIdentity>, tx: AgentTx) -> Connected {
+        let cancel = CancellationToken::new();
+        let connected = {
             let mut st = self.state();
-            let base = format!("{}/{}", hello.region, hello.name);
-            let id = (1..)
-                .map(|n| if n == 1 { base.clone() } else { format!("{base}#{n}") })
-                .find(|id| !st.agents.contains_key(id))
-                .expect("an unused id exists");
+            let (id, region) = match identity {
+                Some(who) => {
+                    if st.agents.contains_key(&who.id) {
+                        tracing::info!(agent.id = %who.id, "agent reconnected; its previous stream is cut off");
+                        drop_agent(&mut st, &who.id);
+                    }
+                    (who.id.clone(), who.region.clone())
+                }
+                None => {
+                    let base = format!("{}/{}", hello.region, hello.name);
+                    let id = (1..)
+                        .map(|n| if n == 1 { base.clone() } else { format!("{base}#{n}") })
+                        .find(|id| !st.agents.contains_key(id))
+                        .expect("an unused id exists");
+                    (id, hello.region.clone())
+                }
+            };
+            st.connections += 1;
+            let conn = st.connections;
+            let now = Some(time_to_wire(SystemTime::now()));
             let info = v1::AgentInfo {
                 agent_id: id.clone(),
                 name: hello.name.clone(),
-                region: hello.region.clone(),
+                region,
                 version: hello.version.clone(),
                 capacity: hello.capacity.max(1),
-                connected_at: Some(time_to_wire(SystemTime::now())),
-                active_leases: 0,
-                shards_done: 0,
+                connected_at: now,
+                last_seen: now,
+                state: "connected".into(),
+                ..Default::default()
             };
-            st.agents.insert(id.clone(), AgentEntry { info, tx });
-            id
+            st.agents.insert(id.clone(), AgentEntry { info, tx, conn, cancel: cancel.clone() });
+            Connected { agent_id: id, conn, cancel }
         };
-        tracing::info!(agent.id = %id, agent.version = %hello.version, "agent connected");
-        id
+        tracing::info!(agent.id = %connected.agent_id, agent.version = %hello.version, "agent connected");
+        connected
     }
 
-    /// The agent's stream ended: its leases go back to the queue.
-    pub fn agent_gone(&self, agent_id: &str) {
+    /// The agent's stream ended: its leases go back to the queue. A stream
+    /// that was already replaced by a newer one changes nothing.
+    pub fn agent_gone(&self, agent_id: &str, conn: u64) {
         {
             let mut st = self.state();
-            st.agents.remove(agent_id);
-            let orphaned: Vec<UnitId> =
-                st.leases.iter().filter(|(_, l)| l.agent == agent_id).map(|(unit, _)| *unit).collect();
-            for unit in &orphaned {
-                st.leases.remove(unit);
-                st.queue.push_front(*unit);
+            if st.agents.get(agent_id).is_none_or(|a| a.conn != conn) {
+                return;
             }
-            tracing::info!(agent.id = %agent_id, requeued = orphaned.len(), "agent disconnected");
+            let requeued = drop_agent(&mut st, agent_id);
+            tracing::info!(agent.id = %agent_id, requeued, "agent disconnected");
         }
         self.dispatch();
+    }
+
+    /// Cuts an agent's stream now (revocation); its leases go back to the queue.
+    pub fn disconnect(&self, agent_id: &str) -> bool {
+        let found = {
+            let mut st = self.state();
+            let found = st.agents.contains_key(agent_id);
+            if found {
+                let requeued = drop_agent(&mut st, agent_id);
+                tracing::info!(agent.id = %agent_id, requeued, "agent cut off");
+            }
+            found
+        };
+        self.dispatch();
+        found
+    }
+
+    /// Anything on an agent's stream counts as its heartbeat.
+    pub fn seen(&self, agent_id: &str, conn: u64) {
+        if let Some(a) = self.state().agents.get_mut(agent_id).filter(|a| a.conn == conn) {
+            a.info.last_seen = Some(time_to_wire(SystemTime::now()));
+        }
     }
 
     /// Checks that a batch belongs to a live lease of this agent.

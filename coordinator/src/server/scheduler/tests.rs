@@ -26,9 +26,15 @@ fn add_scan(store: &Store, sched: &Scheduler, ports: &str) -> u64 {
 
 fn connect(sched: &Scheduler, name: &str) -> (String, mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>) {
     let (tx, rx) = mpsc::channel(16);
-    let id = sched.register_agent(&hello(name), tx);
+    let id = sched.register_agent(&hello(name), None, tx).agent_id;
     sched.dispatch();
     (id, rx)
+}
+
+/// The stream of agent `id` ends.
+fn gone(sched: &Scheduler, id: &str) {
+    let conn = sched.state().agents.get(id).expect("connected").conn;
+    sched.agent_gone(id, conn);
 }
 
 fn next_assignment(rx: &mut mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>) -> LeaseKey {
@@ -55,7 +61,7 @@ fn a_dead_agents_unit_goes_to_another_under_a_new_epoch() {
     let first = next_assignment(&mut rx_a);
     assert!(sched.check_batch(&a, first, 1).is_ok());
 
-    sched.agent_gone(&a);
+    gone(&sched, &a);
     let (b, mut rx_b) = connect(&sched, "b");
     let second = next_assignment(&mut rx_b);
     assert_eq!((second.scan_id, second.shard_id), (first.scan_id, first.shard_id));
@@ -126,4 +132,36 @@ fn an_expired_lease_is_cancelled_and_given_away() {
     assert_eq!(again.shard_id, first.shard_id);
     assert!(again.epoch > first.epoch);
     assert!(sched.check_batch(&a, first, 1).is_err());
+}
+
+#[test]
+fn an_enrolled_agent_that_reconnects_replaces_its_old_stream() {
+    let (_dir, store, sched) = fixture();
+    add_scan(&store, &sched, "80");
+    let who = AgentIdentity { id: "a-1".into(), region: "eu-west".into() };
+    let (tx, mut rx) = mpsc::channel(16);
+    let first = sched.register_agent(&hello("edge"), Some(&who), tx);
+    sched.dispatch();
+    let lease = next_assignment(&mut rx);
+    assert_eq!(sched.agents()[0].region, "eu-west", "the region is the enrollment's, not the hello's");
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let second = sched.register_agent(&hello("edge"), Some(&who), tx);
+    assert!(first.cancel.is_cancelled(), "the old stream is cut off");
+    assert_eq!(second.agent_id, first.agent_id);
+    sched.dispatch();
+    let again = next_assignment(&mut rx);
+    assert_eq!((again.scan_id, again.shard_id), (lease.scan_id, lease.shard_id));
+    assert!(again.epoch > lease.epoch);
+
+    // The old stream's end does not unregister the new one.
+    sched.agent_gone(&first.agent_id, first.conn);
+    assert_eq!(sched.agents().len(), 1);
+    assert!(sched.check_batch(&second.agent_id, again, 1).is_ok());
+
+    // Revocation cuts the stream and frees its lease.
+    assert!(sched.disconnect(&second.agent_id));
+    assert!(second.cancel.is_cancelled());
+    assert!(sched.agents().is_empty());
+    assert_eq!(sched.check_batch(&second.agent_id, again, 1).unwrap_err(), Refusal::StaleLease(again));
 }
