@@ -5,6 +5,7 @@
 //! * [`scheduler`]: leases, epochs, dispatch, progress.
 //! * [`agent_link`]: the agents' streams and ingest.
 //! * [`control`]: the operators' API.
+//! * [`reachability`]: a scan's ports from every region, as the `Reachability` RPC streams them.
 //!
 //! [`Coordinator::open`] opens the store and resumes unfinished scans;
 //! [`Coordinator::serve`] runs until the shutdown token fires. The embedded
@@ -13,6 +14,7 @@
 pub mod agent_link;
 pub mod control;
 pub mod planner;
+pub mod reachability;
 pub mod review;
 pub mod scheduler;
 
