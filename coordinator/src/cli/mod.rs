@@ -12,6 +12,7 @@ pub mod connect;
 pub mod files;
 pub mod fleet;
 pub mod output;
+pub mod reachability;
 pub mod review;
 pub mod scan;
 pub mod serve;
@@ -45,6 +46,8 @@ Examples:
   vantage serve --listen 127.0.0.1:7420 --scope scope.txt
   vantage-agent --coordinator http://127.0.0.1:7420 --region eu-west --allow 198.18.0.0/15
   vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --ports 1-1024
+  vantage scan --coordinator http://127.0.0.1:7420 --targets 198.18.0.0/24 --regions eu-west,us-east
+  vantage reachability --coordinator http://127.0.0.1:7420 --inconsistent
   vantage register check register.toml   # the justification register, offline";
 
 #[derive(Debug, Parser)]
@@ -100,6 +103,9 @@ pub enum Command {
     /// The agents connected to a coordinator.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// A scan's open ports from every region it ran in (the newest scan by
+    /// default), flagging ports open from one region and not from another.
+    Reachability(reachability::show::ShowArgs),
     /// What changed between two review periods: new and closed ports,
     /// changed services, versions, certificates and reachability.
     Diff(review::diff::DiffArgs),
@@ -142,6 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(cmd) => scan::run(&cli.global, cmd).await,
         Command::Results(args) => scan::results::run(&cli.global, args).await,
         Command::Fleet(cmd) => fleet::run(&cli.global, cmd).await,
+        Command::Reachability(args) => reachability::show::run(&cli.global, args).await,
         Command::Diff(args) => review::diff::run(&cli.global, args).await,
         Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
