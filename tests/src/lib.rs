@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! * [`bins`]: building and locating `vantage` and `vantage-agent`.
+//! * [`fleet`]: a coordinator and its agents as processes, here or in lab
+//!   namespaces: the one place they are started and dialled.
 //! * [`proc`]: child processes that are killed (by PID) when the test ends,
 //!   and commands run with a time limit.
 //! * [`targets`]: loopback listeners with a known ground truth.
@@ -12,6 +14,7 @@
 //! inside namespaces they create, which have no route out.
 
 pub mod bins;
+pub mod fleet;
 pub mod lab;
 pub mod proc;
 pub mod targets;
