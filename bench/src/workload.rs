@@ -38,6 +38,7 @@ impl Workload {
             drop_all: false,
             tarpit: false,
             seed,
+            ..LabSpec::new("")
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::server::{Coordinator, CoordinatorConfig, Security};
 use crate::store::StoreError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The region of the embedded agent.
+pub const EMBEDDED_REGION: &str = "local";
 
 /// A control client, and the embedded services behind it if any.
 pub struct Connection {
@@ -143,7 +145,7 @@ impl Connection {
                 security: pki.agent.clone(),
                 identity_dir: None,
                 name: "embedded".into(),
-                region: "local".into(),
+                region: EMBEDDED_REGION.into(),
                 // Shards overlap their waits for late answers.
                 capacity: 4,
                 max_in_flight: 8192,

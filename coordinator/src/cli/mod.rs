@@ -13,6 +13,7 @@ pub mod files;
 pub mod fleet;
 pub mod output;
 pub mod pki;
+pub mod reachability;
 pub mod review;
 pub mod scan;
 pub mod serve;
@@ -49,6 +50,8 @@ Examples:
   vantage fleet token --region eu-west --coordinator https://coordinator.example:7420
   vantage-agent enroll --token vjt1.... --coordinator https://coordinator.example:7420
   vantage scan --coordinator https://coordinator.example:7420 --targets 198.18.0.0/24 --ports 1-1024
+  vantage scan --coordinator https://coordinator.example:7420 --targets 198.18.0.0/24 --regions eu-west,us-east
+  vantage reachability --coordinator https://coordinator.example:7420 --inconsistent
   vantage register check register.toml   # the justification register, offline";
 
 #[derive(Debug, Parser)]
@@ -119,6 +122,9 @@ pub enum Command {
     /// its operators (agents get theirs by enrolling).
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// A scan's open ports from every region it ran in (the newest scan by
+    /// default), flagging ports open from one region and not from another.
+    Reachability(reachability::show::ShowArgs),
     /// What changed between two review periods: new and closed ports,
     /// changed services, versions, certificates and reachability.
     Diff(review::diff::DiffArgs),
@@ -162,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Results(args) => scan::results::run(&cli.global, args).await,
         Command::Fleet(cmd) => fleet::run(&cli.global, cmd).await,
         Command::Pki(cmd) => pki::run(&cli.global, cmd),
+        Command::Reachability(args) => reachability::show::run(&cli.global, args).await,
         Command::Diff(args) => review::diff::run(&cli.global, args).await,
         Command::Baseline(cmd) => review::baseline::run(&cli.global, cmd).await,
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,

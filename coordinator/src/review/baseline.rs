@@ -67,7 +67,8 @@ pub async fn current(store: &Store, period: Period) -> Result<Option<BaselineRec
     let (entries, regions) = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
-            let mut regions = BTreeSet::new();
+            // Every region that scanned, also those that saw nothing open.
+            let mut regions = scanned_regions(&store, &sources.ids())?;
             let entries = entries_of(&store, sources).inspect(|e| {
                 if let Ok(e) = e {
                     regions.extend(e.open_in.iter().cloned());
@@ -84,6 +85,15 @@ pub async fn current(store: &Store, period: Period) -> Result<Option<BaselineRec
     store.commit_baseline(&record).await?;
     tracing::info!(%period, revision, entries, scans = ?record.scans, "baseline built");
     Ok(Some(record))
+}
+
+/// The regions that finished shards of these scans.
+fn scanned_regions(store: &Store, scans: &[u64]) -> Result<BTreeSet<String>, StoreError> {
+    let mut regions = BTreeSet::new();
+    for id in scans {
+        regions.extend(store.shards(*id)?.iter().filter_map(|s| s.done_region().map(str::to_string)));
+    }
+    Ok(regions)
 }
 
 /// The baseline entries of `sources` (merged, grouped across regions), in
@@ -159,4 +169,67 @@ where
 
 fn is_exposure(o: &Observation) -> bool {
     matches!(o.state, PortState::Open | PortState::AnswersAll)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use vantage_shared::ProbeOptions;
+
+    use super::*;
+    use crate::store::{ShardRecord, ShardState, ShardStats};
+
+    #[tokio::test]
+    async fn a_region_that_saw_nothing_open_still_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let period: Period = "2026-11".parse().unwrap();
+        let scan = ScanRecord {
+            id: 1,
+            label: String::new(),
+            targets: "198.18.1.1".into(),
+            ports: "22".into(),
+            scope: "198.18.0.0/15".into(),
+            options: ProbeOptions::default(),
+            created_at: SystemTime::now(),
+            finished_at: Some(SystemTime::now()),
+            shards_total: 2,
+            probes_total: 2,
+            review_period: Some(period),
+            verification: false,
+            regions: vec!["eu".into(), "us".into()],
+        };
+        store.put_scan(&scan).unwrap();
+        let shard = |id: u64, region: &str| ShardRecord {
+            scan_id: 1,
+            shard_id: id,
+            targets: "198.18.1.1".into(),
+            ports: "22".into(),
+            probes: 1,
+            epoch: 1,
+            state: ShardState::Done {
+                agent: format!("{region}/a"),
+                region: region.into(),
+                stats: ShardStats::default(),
+            },
+            region: region.into(),
+        };
+        store.put_shards(&[shard(0, "eu"), shard(1, "us")]).unwrap();
+        let open = Observation {
+            addr: "198.18.1.1".parse().unwrap(),
+            proto: Proto::Tcp,
+            port: 22,
+            state: PortState::Open,
+            rtt: Duration::from_millis(1),
+            seen_at: SystemTime::now(),
+            banner: Vec::new(),
+            region: "eu".into(),
+            agent: "eu/a".into(),
+            service: None,
+        };
+        store.put_observations(1, &[open]).unwrap();
+        let record = current(&store, period).await.unwrap().unwrap();
+        assert_eq!(record.regions, ["eu", "us"], "a diff compares reachability over both");
+    }
 }

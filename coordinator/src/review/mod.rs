@@ -10,6 +10,7 @@
 //! * [`import`]: an nmap XML report as a baseline (history from before Vantage).
 //! * [`inventory`]: the asset inventory (CSV), and where a scan disagrees with it.
 //! * [`policy`]: severities per kind of finding and deadlines per severity.
+//! * [`reachability`]: one scan's open ports from every region, and where regions disagree.
 //! * [`register`]: the justification register of documented exposures, and judging ports against it.
 //! * [`vulns`]: offline NVD and CISA KEV data, and which CVEs a detected CPE falls under.
 
@@ -22,6 +23,7 @@ pub mod ignore;
 pub mod import;
 pub mod inventory;
 pub mod policy;
+pub mod reachability;
 pub mod register;
 pub mod vulns;
 

@@ -18,7 +18,7 @@ use vantage_shared::{BaselineEntry, Period, PortState, Scope};
 
 use super::scheduler::{Scheduler, status_of};
 use super::trust::{MAX_TOKEN_TTL, Trust};
-use super::{planner, review};
+use super::{planner, reachability, review};
 use crate::review::baseline::{self, Sources};
 use crate::review::diff::{self, Change, ChangeKind};
 use crate::review::vulns::VulnData;
@@ -299,6 +299,26 @@ impl Control for ControlService {
         req: Request<v1::UpdateFindingRequest>,
     ) -> Result<Response<v1::FindingRecord>, Status> {
         review::update(&self.store, req.into_inner()).await.map(Response::new)
+    }
+
+    type ReachabilityStream = Boxed<v1::ReachabilityEvent>;
+
+    async fn reachability(
+        &self,
+        req: Request<v1::ReachabilityRequest>,
+    ) -> Result<Response<Self::ReachabilityStream>, Status> {
+        let req = req.into_inner();
+        let scan_id = match req.scan_id {
+            0 => self.store.latest_scan_id()?.ok_or_else(|| Status::not_found("no scan has been run yet"))?,
+            id => id,
+        };
+        let record = self.store.scan(scan_id)?.ok_or_else(|| Status::not_found(format!("no scan {scan_id}")))?;
+        let status = match self.scheduler.watch(scan_id) {
+            Some(w) => w.borrow().clone(),
+            None => self.stored_status(scan_id)?,
+        };
+        let events = reachability::stream(&self.store, record, status, req.inconsistent_only)?;
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn import_baseline(

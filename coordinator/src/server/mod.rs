@@ -7,6 +7,7 @@
 //! * [`control`]: the operators' API.
 //! * [`enrollment`]: join tokens in, agent certificates out.
 //! * [`trust`]: who may call what (certificates, the agent registry).
+//! * [`reachability`]: a scan's ports from every region, as the `Reachability` RPC streams them.
 //!
 //! [`Coordinator::open`] opens the store and resumes unfinished scans;
 //! [`Coordinator::serve`] runs until the shutdown token fires. The embedded
@@ -16,6 +17,7 @@ pub mod agent_link;
 pub mod control;
 pub mod enrollment;
 pub mod planner;
+pub mod reachability;
 pub mod review;
 pub mod scheduler;
 pub mod trust;

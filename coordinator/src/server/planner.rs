@@ -15,6 +15,8 @@ use crate::store::{ScanRecord, ShardRecord, ShardState};
 
 /// Plans larger than this many shards are refused: split the scan.
 pub const MAX_SHARDS: u128 = 1_000_000;
+/// Regions one scan may run from at most.
+pub const MAX_REGIONS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -30,6 +32,8 @@ pub enum PlanError {
     TooLarge { shards: u128, per_shard: u64 },
     #[error(transparent)]
     Period(#[from] vantage_shared::period::PeriodError),
+    #[error("regions: {0}")]
+    Regions(String),
 }
 
 impl From<PlanError> for tonic::Status {
@@ -57,21 +61,28 @@ impl Plan {
     }
 }
 
-/// Plans a scan (with id 0 until [`Plan::assign_id`]).
+/// Plans a scan (with id 0 until [`Plan::assign_id`]). With regions, every
+/// shard is planned once per region, the regions of a shard next to each
+/// other so that they run at about the same time.
 pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Result<Plan, PlanError> {
     let mut spec = TargetSpec::parse(&req.targets).map_err(PlanError::Targets)?;
     let exclude = TargetSpec::parse(&req.exclude).map_err(PlanError::Exclude)?;
     spec.exclude = TargetSet::from_ranges([spec.exclude.ranges(), exclude.include.ranges()].concat());
     let targets = spec.resolve();
     let ports = PortSpec::parse(&req.ports)?;
+    let regions = regions(&req.regions)?;
     scope.check(&targets, req.allow_huge)?;
-    let shards = shard_count(&targets, &ports, shard_probes);
+    let copies = regions.len().max(1);
+    let shards = shard_count(&targets, &ports, shard_probes).saturating_mul(copies as u128);
     if shards > MAX_SHARDS {
         return Err(PlanError::TooLarge { shards, per_shard: shard_probes });
     }
+    // Without regions, one copy that any agent may run.
+    let unit_regions = if regions.is_empty() { vec![String::new()] } else { regions.clone() };
     let shards: Vec<ShardRecord> = shard::plan(&targets, &ports, shard_probes)
+        .flat_map(|s| unit_regions.iter().map(move |region| (s.clone(), region.clone())))
         .enumerate()
-        .map(|(i, s)| ShardRecord {
+        .map(|(i, (s, region))| ShardRecord {
             scan_id: 0,
             shard_id: i as u64,
             targets: TargetSet::from_ranges(s.targets.clone()).to_string(),
@@ -79,6 +90,7 @@ pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Res
             probes: clamp(s.probes()),
             epoch: 0,
             state: ShardState::Pending,
+            region,
         })
         .collect();
     let options = req.options.as_ref().map(ProbeOptions::from).unwrap_or_default();
@@ -94,11 +106,30 @@ pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Res
         created_at,
         finished_at: None,
         shards_total: shards.len() as u64,
-        probes_total: clamp(targets.len().saturating_mul(u128::from(ports.len()))),
+        probes_total: clamp(targets.len().saturating_mul(u128::from(ports.len())).saturating_mul(copies as u128)),
         review_period: Some(period),
         verification: req.verification,
+        regions,
     };
     Ok(Plan { record, shards })
+}
+
+/// The requested regions, sorted and without repeats.
+fn regions(requested: &[String]) -> Result<Vec<String>, PlanError> {
+    let mut out: Vec<String> = Vec::with_capacity(requested.len());
+    for r in requested {
+        let name = r.trim();
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == ',' || c.is_control()) {
+            return Err(PlanError::Regions(format!("`{r}` is no region name (expected e.g. eu-west)")));
+        }
+        out.push(name.to_string());
+    }
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_REGIONS {
+        return Err(PlanError::Regions(format!("{} regions; at most {MAX_REGIONS}", out.len())));
+    }
+    Ok(out)
 }
 
 fn clamp(n: u128) -> u64 {
@@ -150,6 +181,39 @@ mod tests {
         let mut r = req("127.0.0.1", "80");
         r.exclude = "127.0.0.0/8".into();
         assert!(matches!(plan(&r, &Scope::loopback(), 1000), Err(PlanError::Scope(ScopeError::Empty))));
+    }
+
+    #[test]
+    fn every_shard_is_planned_once_per_region() {
+        let mut r = req("127.0.0.1-4", "1-1000");
+        r.regions = vec!["us".into(), "eu".into(), "ap".into(), "eu".into()];
+        let p = plan(&r, &Scope::loopback(), 1000).unwrap();
+        assert_eq!(p.record.regions, ["ap", "eu", "us"]);
+        assert_eq!(p.shards.len(), 12);
+        assert_eq!(p.record.probes_total, 12_000);
+        for region in ["ap", "eu", "us"] {
+            let of: Vec<_> = p.shards.iter().filter(|s| s.region == region).collect();
+            assert_eq!(of.iter().map(|s| s.probes).sum::<u64>(), 4000, "{region}");
+        }
+        // The copies of one shard sit next to each other.
+        assert_eq!(p.shards[0].targets, p.shards[2].targets);
+        assert_ne!(p.shards[2].targets, p.shards[3].targets);
+    }
+
+    #[test]
+    fn bad_region_names_are_refused() {
+        for bad in ["", " ", "eu west", "eu,us"] {
+            let mut r = req("127.0.0.1", "80");
+            r.regions = vec![bad.into()];
+            assert!(matches!(plan(&r, &Scope::loopback(), 1000), Err(PlanError::Regions(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn without_regions_any_agent_runs_each_shard_once() {
+        let p = plan(&req("127.0.0.1-4", "1-1000"), &Scope::loopback(), 1000).unwrap();
+        assert!(p.record.regions.is_empty());
+        assert!(p.shards.iter().all(|s| s.region.is_empty()));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct ScanRecord {
     /// A re-probe confirming a diff's candidates; never part of a baseline.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verification: bool,
+    /// The regions every shard runs from, sorted; empty: once, from any agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
 }
 
 impl ScanRecord {
@@ -60,8 +63,19 @@ pub struct BaselineRecord {
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum ShardState {
     Pending,
-    Leased { agent: String },
-    Done { agent: String, stats: ShardStats },
+    /// `region` is the agent's (empty in records from before regions).
+    Leased {
+        agent: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        region: String,
+    },
+    /// `region` is where the shard was scanned from: the agent's.
+    Done {
+        agent: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        region: String,
+        stats: ShardStats,
+    },
 }
 
 /// Counters an agent reported for a finished shard.
@@ -110,10 +124,55 @@ pub struct ShardRecord {
     /// The epoch of the newest lease; grows with every lease and restart.
     pub epoch: u64,
     pub state: ShardState,
+    /// Only an agent of this region may run the shard; empty: any agent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 impl ShardRecord {
     pub fn is_done(&self) -> bool {
         matches!(self.state, ShardState::Done { .. })
+    }
+
+    /// The region a finished shard was scanned from. Records from before
+    /// regions were kept name only the agent, `<region>/<name>`.
+    pub fn done_region(&self) -> Option<&str> {
+        match &self.state {
+            ShardState::Done { region, .. } if !region.is_empty() => Some(region),
+            ShardState::Done { agent, .. } => Some(agent.split_once('/').map_or(agent.as_str(), |(r, _)| r)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_stored_before_regions_still_read() {
+        let old = r#"{"scan_id":1,"shard_id":0,"targets":"127.0.0.1","ports":"80","probes":1,"epoch":2,
+            "state":{"state":"done","agent":"eu-west/a1","stats":{"probes":1,"open":0,"closed":1,"filtered":0,
+            "refused":0,"elapsed_ms":3}}}"#;
+        let shard: ShardRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(shard.region, "");
+        assert_eq!(shard.done_region(), Some("eu-west"));
+    }
+
+    #[test]
+    fn a_finished_shard_names_its_region() {
+        let shard = ShardRecord {
+            scan_id: 1,
+            shard_id: 0,
+            targets: "127.0.0.1".into(),
+            ports: "80".into(),
+            probes: 1,
+            epoch: 1,
+            state: ShardState::Done { agent: "x/y/z".into(), region: "x/y".into(), stats: ShardStats::default() },
+            region: "x/y".into(),
+        };
+        assert_eq!(shard.done_region(), Some("x/y"));
+        let back: ShardRecord = serde_json::from_slice(&serde_json::to_vec(&shard).unwrap()).unwrap();
+        assert_eq!(back, shard);
     }
 }

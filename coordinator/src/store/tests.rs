@@ -33,6 +33,7 @@ fn scan(id: u64) -> ScanRecord {
         review_period: None,
         verification: false,
         probes_total: 10,
+        regions: Vec::new(),
     }
 }
 
@@ -78,7 +79,8 @@ async fn scans_and_shards_round_trip() {
         ports: "1-10".into(),
         probes: 10,
         epoch: 3,
-        state: ShardState::Leased { agent: "local/a".into() },
+        state: ShardState::Leased { agent: "local/a".into(), region: "local".into() },
+        region: String::new(),
     };
     store.put_shards(std::slice::from_ref(&shard)).unwrap();
     assert_eq!(store.scan(id).unwrap(), Some(record));

@@ -401,6 +401,10 @@ pub struct StartScanRequest {
     /// A re-probe that confirms a diff's candidate changes: never part of a baseline.
     #[prost(bool, tag = "8")]
     pub verification: bool,
+    /// Regions to scan from: every shard is run once from each, by an agent of
+    /// that region. Empty: every shard once, by any agent.
+    #[prost(string, repeated, tag = "9")]
+    pub regions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StartScanResponse {
@@ -454,6 +458,9 @@ pub struct ScanStatus {
     pub packets: u64,
     #[prost(uint64, tag = "18")]
     pub unreachable: u64,
+    /// The regions the scan was asked to run from (empty: any agent's).
+    #[prost(string, repeated, tag = "19")]
+    pub regions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListScansRequest {}
@@ -509,6 +516,83 @@ pub struct ListResultsRequest {
     /// Open ports and answers-all hosts only, unless this is set.
     #[prost(bool, tag = "2")]
     pub include_closed: bool,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReachabilityRequest {
+    /// 0 means the newest scan.
+    #[prost(uint64, tag = "1")]
+    pub scan_id: u64,
+    /// Only the ports whose exposure differs between regions.
+    #[prost(bool, tag = "2")]
+    pub inconsistent_only: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RegionCoverage {
+    #[prost(string, tag = "1")]
+    pub region: ::prost::alloc::string::String,
+    /// Shards of the scan this region finished.
+    #[prost(uint64, tag = "2")]
+    pub shards_done: u64,
+    /// Of those, shards that skipped probes.
+    #[prost(uint64, tag = "3")]
+    pub shards_partial: u64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReachabilityHeader {
+    #[prost(message, optional, tag = "1")]
+    pub scan: ::core::option::Option<ScanStatus>,
+    /// The matrix's columns, sorted by name.
+    #[prost(message, repeated, tag = "2")]
+    pub regions: ::prost::alloc::vec::Vec<RegionCoverage>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReachabilityRow {
+    #[prost(bytes = "vec", tag = "1")]
+    pub addr: ::prost::alloc::vec::Vec<u8>,
+    #[prost(enumeration = "Proto", tag = "2")]
+    pub proto: i32,
+    /// 0 for a host that answers on every port.
+    #[prost(uint32, tag = "3")]
+    pub port: u32,
+    /// One per region of the header, in its order.
+    #[prost(enumeration = "RegionState", repeated, tag = "4")]
+    pub states: ::prost::alloc::vec::Vec<i32>,
+    /// Exposed from one region, scanned and not open from another.
+    #[prost(bool, tag = "5")]
+    pub inconsistent: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReachabilityRows {
+    #[prost(message, repeated, tag = "1")]
+    pub rows: ::prost::alloc::vec::Vec<ReachabilityRow>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReachabilitySummary {
+    /// Ports in the whole matrix (also when only inconsistent ones were sent).
+    #[prost(uint64, tag = "1")]
+    pub ports: u64,
+    #[prost(uint64, tag = "2")]
+    pub inconsistent: u64,
+    /// Ports that at least one region did not scan.
+    #[prost(uint64, tag = "3")]
+    pub incomplete: u64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReachabilityEvent {
+    #[prost(oneof = "reachability_event::Body", tags = "1, 2, 3")]
+    pub body: ::core::option::Option<reachability_event::Body>,
+}
+/// Nested message and enum types in `ReachabilityEvent`.
+pub mod reachability_event {
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Body {
+        #[prost(message, tag = "1")]
+        Header(super::ReachabilityHeader),
+        #[prost(message, tag = "2")]
+        Rows(super::ReachabilityRows),
+        #[prost(message, tag = "3")]
+        Summary(super::ReachabilitySummary),
+    }
 }
 /// One (address, protocol, port) of a period's baseline, as stored.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -989,6 +1073,48 @@ impl DetectMethod {
             "DETECT_METHOD_PROBED" => Some(Self::Probed),
             "DETECT_METHOD_NMAP" => Some(Self::Nmap),
             "DETECT_METHOD_PORT_GUESS" => Some(Self::PortGuess),
+            _ => None,
+        }
+    }
+}
+/// What one region saw at one (address, protocol, port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum RegionState {
+    Unspecified = 0,
+    Open = 1,
+    /// The host answered on (nearly) every port from this region.
+    AnswersAll = 2,
+    /// Scanned from this region and not open: closed or filtered (agents
+    /// report open ports only, so the two are not told apart).
+    NotOpen = 3,
+    /// Not scanned from this region: no finished shard of the region covers
+    /// the port, or the shard that does skipped probes (refused by the agent's
+    /// policy, or no route).
+    NotScanned = 4,
+}
+impl RegionState {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "REGION_STATE_UNSPECIFIED",
+            Self::Open => "REGION_STATE_OPEN",
+            Self::AnswersAll => "REGION_STATE_ANSWERS_ALL",
+            Self::NotOpen => "REGION_STATE_NOT_OPEN",
+            Self::NotScanned => "REGION_STATE_NOT_SCANNED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "REGION_STATE_UNSPECIFIED" => Some(Self::Unspecified),
+            "REGION_STATE_OPEN" => Some(Self::Open),
+            "REGION_STATE_ANSWERS_ALL" => Some(Self::AnswersAll),
+            "REGION_STATE_NOT_OPEN" => Some(Self::NotOpen),
+            "REGION_STATE_NOT_SCANNED" => Some(Self::NotScanned),
             _ => None,
         }
     }
@@ -1818,6 +1944,33 @@ pub mod control_client {
                 .insert(GrpcMethod::new("vantage.v1.Control", "RevokeAgent"));
             self.inner.unary(req, path, codec).await
         }
+        /// One scan's ports that some region saw open, with the state from every
+        /// region that scanned it: a header, rows in (address, protocol, port)
+        /// order, many per message, then a summary.
+        pub async fn reachability(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ReachabilityRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::ReachabilityEvent>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vantage.v1.Control/Reachability",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vantage.v1.Control", "Reachability"));
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1950,6 +2103,22 @@ pub mod control_server {
             &self,
             request: tonic::Request<super::RevokeAgentRequest>,
         ) -> std::result::Result<tonic::Response<super::AgentInfo>, tonic::Status>;
+        /// Server streaming response type for the Reachability method.
+        type ReachabilityStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::ReachabilityEvent, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// One scan's ports that some region saw open, with the state from every
+        /// region that scanned it: a header, rows in (address, protocol, port)
+        /// order, many per message, then a summary.
+        async fn reachability(
+            &self,
+            request: tonic::Request<super::ReachabilityRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::ReachabilityStream>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct ControlServer<T> {
@@ -2698,6 +2867,52 @@ pub mod control_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vantage.v1.Control/Reachability" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReachabilitySvc<T: Control>(pub Arc<T>);
+                    impl<
+                        T: Control,
+                    > tonic::server::ServerStreamingService<super::ReachabilityRequest>
+                    for ReachabilitySvc<T> {
+                        type Response = super::ReachabilityEvent;
+                        type ResponseStream = T::ReachabilityStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ReachabilityRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Control>::reachability(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReachabilitySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -96,6 +96,15 @@ struct UpArgs {
     tarpit: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Scanner namespaces (vl-<name>-scan, -scan1, ...) at 198.18.0.1, .2, ...
+    #[arg(long, default_value_t = 1)]
+    scanners: u32,
+    /// Open ports per live host that drop one scanner's packets (needs --scanners 2 or more).
+    #[arg(long, default_value_t = 0)]
+    fenced: u32,
+    /// Add a control namespace (vl-<name>-ctl, 198.18.0.250) for a coordinator the scanners reach.
+    #[arg(long)]
+    control: bool,
     /// Also write the ground truth here.
     #[arg(long)]
     truth: Option<PathBuf>,
@@ -169,6 +178,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         drop_all: args.drop_all,
         tarpit: args.tarpit,
         seed: args.seed,
+        scanners: args.scanners,
+        fenced: args.fenced,
+        control: args.control,
     };
     let lab = Lab::up(&spec)?;
     if let Some(path) = &args.truth {
@@ -177,10 +189,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("{}", lab.truth().targets());
     eprintln!(
         "lab {name} is up: scanner {scanner} in {ns}, targets {targets}, truth in {truth}\n\
-         run a scanner with `ip netns exec {ns} ...`; remove the lab with `vantage-lab down --name {name}`",
+         run a scanner with `ip netns exec NAMESPACE ...`; remove the lab with `vantage-lab down --name {name}`",
         name = spec.name,
-        scanner = lab.truth().scanner,
-        ns = spec.ns_scanner(),
+        scanner = lab.truth().scanners.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        ns = (0..spec.scanners).map(|i| spec.ns_scanner_at(i)).collect::<Vec<_>>().join(", "),
         targets = lab.truth().targets(),
         truth = args.truth.unwrap_or_else(|| lab.truth_path()).display(),
     );

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use require::{check, require};
 pub use services::{LabService, Proto, ServiceLab, installed_version};
-pub use spec::{LabSpec, PortRange};
+pub use spec::{CONTROL_ADDR, LabSpec, PortRange};
 pub use truth::{HostKind, HostTruth, Score, Truth};
 
 /// How long the listeners may take to bind everything.
@@ -141,6 +141,13 @@ impl Lab {
     pub fn scanner_command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.spec.ns_scanner()]).arg(program);
+        cmd
+    }
+
+    /// `program` run inside the namespace of scanner `i` (0 is the first).
+    pub fn scanner_command_at(&self, i: u32, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.spec.ns_scanner_at(i)]).arg(program);
         cmd
     }
 

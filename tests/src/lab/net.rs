@@ -1,8 +1,11 @@
-//! The lab's network: three namespaces joined by veth pairs on a bridge.
+//! The lab's network: namespaces joined by veth pairs on a bridge.
 //!
 //! ```text
 //!  vl-<name>-scan            vl-<name>-br             vl-<name>-t
 //!  s0 198.18.0.1/15 ── bs ── br0 ── bt ── t0 198.18.1.0/15, .1, ... (one address per target)
+//!  vl-<name>-scan1                │ │
+//!  s0 198.18.0.2/15 ── bs1 ───────┘ └──── bc ── c0 198.18.0.250/15
+//!  ... (one per scanner)                         vl-<name>-ctl (with `control`)
 //! ```
 //!
 //! Nothing here routes anywhere else: there is no default route and no link
@@ -19,12 +22,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::LabError;
-use super::spec::{LabSpec, PREFIX_LEN, SCANNER_ADDR};
+use super::spec::{CONTROL_ADDR, LabSpec, PREFIX_LEN};
 
 /// The scanner's interface (in `vl-<name>-scan`).
 pub const SCANNER_IF: &str = "s0";
 /// The targets' interface (in `vl-<name>-t`).
 pub const TARGET_IF: &str = "t0";
+/// The control namespace's interface (in `vl-<name>-ctl`).
+pub const CONTROL_IF: &str = "c0";
 /// Fixed, locally administered MACs, so raw-packet scanners (masscan) can
 /// be told where to send without resolving a router.
 pub const SCANNER_MAC: &str = "02:00:c6:12:00:01";
@@ -62,25 +67,51 @@ fn batch(ns: &str, commands: &str, dir: &Path, label: &str) -> Result<(), LabErr
 /// Creates the namespaces, the bridge, the veth pairs and the addresses:
 /// the target namespace owns `targets`.
 pub fn create(spec: &LabSpec, targets: &[Ipv4Addr], dir: &Path) -> Result<(), LabError> {
-    let (br, scan, t) = (spec.ns_bridge(), spec.ns_scanner(), spec.ns_targets());
-    for ns in [&br, &scan, &t] {
-        run(Command::new("ip").args(["netns", "add", ns]))?;
+    let (br, t) = (spec.ns_bridge(), spec.ns_targets());
+    for ns in spec.namespaces() {
+        run(Command::new("ip").args(["netns", "add", &ns]))?;
     }
-    let bridge = format!(
-        "link set lo up\nlink add br0 type bridge\nlink set br0 up\n\
-         link add bs type veth peer name {SCANNER_IF} netns {scan}\n\
-         link add bt type veth peer name {TARGET_IF} netns {t}\n\
-         link set bs master br0\nlink set bt master br0\nlink set bs up\nlink set bt up\n"
-    );
-    batch(&br, &bridge, dir, "bridge")?;
-    let scanner = format!(
-        "link set lo up\nlink set {SCANNER_IF} address {SCANNER_MAC}\n\
-         addr add {SCANNER_ADDR}/{PREFIX_LEN} dev {SCANNER_IF}\nlink set {SCANNER_IF} up\n"
-    );
-    batch(&scan, &scanner, dir, "scanner")?;
+    batch(&br, &bridge_commands(spec), dir, "bridge")?;
+    for i in 0..spec.scanners {
+        let scan = spec.ns_scanner_at(i);
+        let (addr, mac) = (spec.scanner_addr(i), scanner_mac(i));
+        let scanner = format!(
+            "link set lo up\nlink set {SCANNER_IF} address {mac}\n\
+             addr add {addr}/{PREFIX_LEN} dev {SCANNER_IF}\nlink set {SCANNER_IF} up\n"
+        );
+        batch(&scan, &scanner, dir, &format!("scanner{i}"))?;
+        sysctl(&scan, SCANNER_SYSCTLS)?;
+    }
+    if spec.control {
+        let control = format!(
+            "link set lo up\naddr add {CONTROL_ADDR}/{PREFIX_LEN} dev {CONTROL_IF}\nlink set {CONTROL_IF} up\n"
+        );
+        batch(&spec.ns_control(), &control, dir, "control")?;
+    }
     batch(&t, &target_commands(targets), dir, "targets")?;
-    sysctl(&scan, SCANNER_SYSCTLS)?;
     sysctl(&t, TARGET_SYSCTLS)
+}
+
+/// The bridge and one veth pair per other namespace, its far end moved there.
+fn bridge_commands(spec: &LabSpec) -> String {
+    let mut ports: Vec<(String, &str, String)> = (0..spec.scanners)
+        .map(|i| (if i == 0 { "bs".to_string() } else { format!("bs{i}") }, SCANNER_IF, spec.ns_scanner_at(i)))
+        .collect();
+    ports.push(("bt".into(), TARGET_IF, spec.ns_targets()));
+    if spec.control {
+        ports.push(("bc".into(), CONTROL_IF, spec.ns_control()));
+    }
+    let mut out = "link set lo up\nlink add br0 type bridge\nlink set br0 up\n".to_string();
+    for (near, far, ns) in &ports {
+        let _ = writeln!(out, "link add {near} type veth peer name {far} netns {ns}");
+        let _ = writeln!(out, "link set {near} master br0\nlink set {near} up");
+    }
+    out
+}
+
+/// Scanner `i`'s MAC: [`SCANNER_MAC`] for the first, the next ones after it.
+fn scanner_mac(i: u32) -> String {
+    if i == 0 { SCANNER_MAC.to_string() } else { format!("02:00:c6:12:00:{:02x}", 1 + i) }
 }
 
 /// The target namespace's interface and its addresses.
@@ -108,7 +139,8 @@ fn sysctl(ns: &str, settings: &[(&str, &str)]) -> Result<(), LabError> {
 /// The lab's namespaces that exist now.
 pub fn existing(spec: &LabSpec) -> Result<Vec<String>, LabError> {
     let list = run(Command::new("ip").args(["netns", "list"]))?;
-    let ours = [spec.ns_bridge(), spec.ns_scanner(), spec.ns_targets()];
+    // Whatever the spec says now, a lab of this name may have been built with more.
+    let ours: Vec<String> = LabSpec { scanners: super::spec::MAX_SCANNERS, control: true, ..spec.clone() }.namespaces();
     // Lines look like `vl-x-t (id: 3)` or just `vl-x-t`.
     Ok(list
         .lines()

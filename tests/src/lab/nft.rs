@@ -1,5 +1,6 @@
-//! The target namespace's nftables rules: filtered ports, the drop-all
-//! host, and the tarpit.
+//! The target namespace's nftables rules: filtered ports, fenced ports
+//! (dropped from one scanner's source address only), the drop-all host, and
+//! the tarpit.
 //!
 //! Filtered ports are one concatenated set (`ipv4_addr . inet_service`), so
 //! thousands of them cost one lookup. Rules sit in the raw prerouting hook,
@@ -25,14 +26,17 @@ pub fn ruleset(truth: &Truth) -> String {
         .of_kind(HostKind::Live)
         .flat_map(|h| h.filtered.iter().map(move |p| format!("{} . {p}", h.addr)))
         .collect();
+    let fenced: Vec<String> = truth.fences().map(|(src, dst, port)| format!("{src} . {dst} . {port}")).collect();
     let drop_all: Vec<String> = truth.of_kind(HostKind::DropAll).map(|h| h.addr.to_string()).collect();
     let tarpit = truth.of_kind(HostKind::Tarpit).next().map(|h| h.addr).zip(truth.tarpit_port);
 
     let mut out = format!("table inet {TABLE} {{\n");
     out += &set("filtered", "ipv4_addr . inet_service", &filtered);
+    out += &set("fenced", "ipv4_addr . ipv4_addr . inet_service", &fenced);
     out += &set("drop_all", "ipv4_addr", &drop_all);
     out += "  chain prerouting {\n    type filter hook prerouting priority raw; policy accept;\n";
     out += "    ip daddr @drop_all drop\n    ip daddr . tcp dport @filtered drop\n";
+    out += "    ip saddr . ip daddr . tcp dport @fenced drop\n";
     if let Some((addr, _)) = tarpit {
         let _ = writeln!(out, "    ip daddr != {addr} notrack");
     }
@@ -84,6 +88,15 @@ mod tests {
         let truth = Truth::generate(&LabSpec { hosts: 1, open: 1, filtered: 1, ..LabSpec::new("n") });
         let port = truth.hosts[0].filtered.iter().next().unwrap();
         assert!(ruleset(&truth).contains(&format!("elements = {{ 198.18.1.0 . {port} }}")));
+    }
+
+    #[test]
+    fn fenced_ports_drop_one_source() {
+        let truth = Truth::generate(&LabSpec { scanners: 2, fenced: 1, ..LabSpec::new("n") });
+        let (src, dst, port) = truth.fences().next().unwrap();
+        let rules = ruleset(&truth);
+        assert!(rules.contains(&format!("{src} . {dst} . {port}")), "{rules}");
+        assert!(rules.contains("ip saddr . ip daddr . tcp dport @fenced drop"));
     }
 
     #[test]

@@ -11,8 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use super::LabError;
 
-/// The scanner's address (inside `vl-<name>-scan`).
+/// The (first) scanner's address (inside `vl-<name>-scan`); scanner `i`
+/// has 198.18.0.(1 + i) ([`LabSpec::scanner_addr`]).
 pub const SCANNER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Most scanner namespaces a lab may have.
+pub const MAX_SCANNERS: u32 = 8;
+/// The control namespace's address (`vl-<name>-ctl`): where a coordinator
+/// listens for agents in the scanner namespaces.
+pub const CONTROL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
 /// The first target host; live hosts, dark hosts, the drop-all host and
 /// the tarpit host follow contiguously.
 pub const FIRST_TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 0);
@@ -99,6 +105,14 @@ pub struct LabSpec {
     pub tarpit: bool,
     /// Seeds the choice of open, filtered and greeting ports.
     pub seed: u64,
+    /// Scanner namespaces, each with its own source address (as agents in
+    /// several regions have).
+    pub scanners: u32,
+    /// Open ports per live host that drop one scanner's packets (a
+    /// geo-fencing firewall); which scanner is drawn from the seed.
+    pub fenced: u32,
+    /// A control namespace at [`CONTROL_ADDR`] for a coordinator.
+    pub control: bool,
 }
 
 impl LabSpec {
@@ -114,6 +128,9 @@ impl LabSpec {
             drop_all: false,
             tarpit: false,
             seed: 1,
+            scanners: 1,
+            fenced: 0,
+            control: false,
         }
     }
 
@@ -146,6 +163,15 @@ impl LabSpec {
                 self.ports.len()
             )));
         }
+        if !(1..=MAX_SCANNERS).contains(&self.scanners) {
+            return Err(LabError::Spec(format!("{} scanners: expected 1 to {MAX_SCANNERS}", self.scanners)));
+        }
+        if self.fenced > self.open {
+            return Err(LabError::Spec(format!("{} fenced ports of {} open ones", self.fenced, self.open)));
+        }
+        if self.fenced > 0 && self.scanners < 2 {
+            return Err(LabError::Spec("fenced ports need at least 2 scanners to differ between".into()));
+        }
         let room = u32::from(LAST_LAB_ADDR) - u32::from(FIRST_TARGET) + 1;
         if self.target_count() > room {
             return Err(LabError::Spec(format!("{} target addresses do not fit in {LAB_NET}", self.target_count())));
@@ -163,9 +189,35 @@ impl LabSpec {
         format!("vl-{}-br", self.name)
     }
 
-    /// The namespace the scanner runs in.
+    /// The namespace the (first) scanner runs in.
     pub fn ns_scanner(&self) -> String {
         format!("vl-{}-scan", self.name)
+    }
+
+    /// The namespace of scanner `i` (0 is [`LabSpec::ns_scanner`]).
+    pub fn ns_scanner_at(&self, i: u32) -> String {
+        if i == 0 { self.ns_scanner() } else { format!("vl-{}-scan{i}", self.name) }
+    }
+
+    /// The source address of scanner `i`.
+    pub fn scanner_addr(&self, i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(SCANNER_ADDR) + i)
+    }
+
+    /// The namespace of the control address, when the lab has one.
+    pub fn ns_control(&self) -> String {
+        format!("vl-{}-ctl", self.name)
+    }
+
+    /// Every namespace a lab of this spec has: bridge, scanners, targets, control.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut out = vec![self.ns_bridge()];
+        out.extend((0..self.scanners).map(|i| self.ns_scanner_at(i)));
+        out.push(self.ns_targets());
+        if self.control {
+            out.push(self.ns_control());
+        }
+        out
     }
 
     /// The namespace holding every target address and listener.
@@ -203,6 +255,25 @@ mod tests {
         for name in ["", "UPPER", "a b", "x".repeat(30).as_str()] {
             assert!(LabSpec { name: name.into(), ..LabSpec::new("a") }.validate().is_err(), "{name:?}");
         }
+    }
+
+    #[test]
+    fn scanners_have_their_own_namespace_and_address() {
+        let spec = LabSpec { scanners: 3, control: true, ..LabSpec::new("a") };
+        assert_eq!(spec.ns_scanner_at(0), "vl-a-scan");
+        assert_eq!(spec.ns_scanner_at(2), "vl-a-scan2");
+        assert_eq!(spec.scanner_addr(2), Ipv4Addr::new(198, 18, 0, 3));
+        assert_eq!(spec.namespaces(), ["vl-a-br", "vl-a-scan", "vl-a-scan1", "vl-a-scan2", "vl-a-t", "vl-a-ctl"]);
+        assert!(spec.scanner_addr(MAX_SCANNERS - 1) < CONTROL_ADDR);
+        assert!(spec.scanner_addr(MAX_SCANNERS - 1) < FIRST_TARGET);
+    }
+
+    #[test]
+    fn fences_need_two_scanners_and_open_ports() {
+        assert!(LabSpec { fenced: 1, ..LabSpec::new("a") }.validate().is_err());
+        assert!(LabSpec { fenced: 5, scanners: 2, ..LabSpec::new("a") }.validate().is_err());
+        assert!(LabSpec { fenced: 4, scanners: 2, ..LabSpec::new("a") }.validate().is_ok());
+        assert!(LabSpec { scanners: 0, ..LabSpec::new("a") }.validate().is_err());
     }
 
     #[test]

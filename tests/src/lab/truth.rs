@@ -5,12 +5,12 @@
 //! derived from this one document, so a scanner's results can be judged
 //! against it exactly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::LabError;
@@ -48,6 +48,10 @@ pub struct HostTruth {
     /// Open ports whose listener speaks first with [`banner`].
     #[serde(default)]
     pub greeting: BTreeSet<u16>,
+    /// Open ports that drop packets from these scanner addresses (a
+    /// geo-fencing firewall): filtered from there, open from elsewhere.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fenced: BTreeMap<u16, BTreeSet<Ipv4Addr>>,
 }
 
 /// A listener the target namespace must run.
@@ -77,7 +81,11 @@ impl Score {
 pub struct Truth {
     pub name: String,
     pub seed: u64,
+    /// The first scanner's address.
     pub scanner: Ipv4Addr,
+    /// Every scanner's address, the first one first.
+    #[serde(default)]
+    pub scanners: Vec<Ipv4Addr>,
     /// The on-link network of the lab, for scope files.
     pub network: String,
     /// The range open and filtered ports were drawn from.
@@ -109,6 +117,7 @@ impl Truth {
                 open: BTreeSet::new(),
                 filtered: BTreeSet::new(),
                 greeting: BTreeSet::new(),
+                fenced: BTreeMap::new(),
             };
             next += 1;
             host
@@ -120,10 +129,13 @@ impl Truth {
         if spec.tarpit {
             hosts.push(special(HostKind::Tarpit));
         }
+        let scanners: Vec<Ipv4Addr> = (0..spec.scanners).map(|i| spec.scanner_addr(i)).collect();
+        fence(spec, &scanners, &mut hosts);
         Truth {
             name: spec.name.clone(),
             seed: spec.seed,
             scanner: SCANNER_ADDR,
+            scanners,
             network: LAB_NET.to_string(),
             ports: spec.ports,
             tarpit_port: spec.tarpit.then_some(TARPIT_PORT),
@@ -183,6 +195,24 @@ impl Truth {
         out
     }
 
+    /// What a perfect scanner at `scanner` reports open: as
+    /// [`Truth::expected_open`], less the ports fenced off from it.
+    pub fn expected_open_from(&self, scanner: Ipv4Addr) -> BTreeSet<SocketAddrV4> {
+        let fenced = |a: &SocketAddrV4| {
+            self.hosts
+                .iter()
+                .any(|h| h.addr == *a.ip() && h.fenced.get(&a.port()).is_some_and(|s| s.contains(&scanner)))
+        };
+        self.expected_open().into_iter().filter(|a| !fenced(a)).collect()
+    }
+
+    /// Every (source, destination, port) whose packets are dropped by a fence.
+    pub fn fences(&self) -> impl Iterator<Item = (Ipv4Addr, Ipv4Addr, u16)> + '_ {
+        self.hosts.iter().flat_map(|h| {
+            h.fenced.iter().flat_map(move |(port, sources)| sources.iter().map(move |src| (*src, h.addr, *port)))
+        })
+    }
+
     /// Compares a scanner's open ports with [`Truth::expected_open`].
     pub fn score(&self, reported: &BTreeSet<SocketAddrV4>) -> Score {
         let expected = self.expected_open();
@@ -212,6 +242,23 @@ impl Truth {
     }
 }
 
+/// Fences `spec.fenced` open ports of every live host off from one scanner
+/// each. A generator of its own, so that labs without fences keep the ports
+/// their seed always gave them.
+fn fence(spec: &LabSpec, scanners: &[Ipv4Addr], hosts: &mut [HostTruth]) {
+    if spec.fenced == 0 || scanners.len() < 2 {
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(spec.seed ^ 0xfe5ce);
+    for h in hosts.iter_mut().filter(|h| h.kind == HostKind::Live) {
+        let open: Vec<u16> = h.open.iter().copied().collect();
+        for i in rand::seq::index::sample(&mut rng, open.len(), spec.fenced as usize) {
+            let from = scanners[rng.random_range(0..scanners.len())];
+            h.fenced.entry(open[i]).or_default().insert(from);
+        }
+    }
+}
+
 /// A live host: `open` then `filtered` ports drawn without repetition;
 /// every other open port greets.
 fn live_host(spec: &LabSpec, addr: Ipv4Addr, rng: &mut StdRng) -> HostTruth {
@@ -226,6 +273,7 @@ fn live_host(spec: &LabSpec, addr: Ipv4Addr, rng: &mut StdRng) -> HostTruth {
         open: open.iter().copied().collect(),
         filtered: filtered.iter().copied().collect(),
         greeting: open.iter().step_by(2).copied().collect(),
+        fenced: BTreeMap::new(),
     }
 }
 
@@ -282,6 +330,25 @@ mod tests {
         let score = truth.score(&reported);
         assert_eq!(score.missed, BTreeSet::from([gone]));
         assert_eq!(score.false_open, BTreeSet::from([extra]));
+    }
+
+    #[test]
+    fn fences_close_open_ports_to_one_scanner_each() {
+        let fenced = LabSpec { scanners: 3, fenced: 2, ..spec() };
+        let truth = Truth::generate(&fenced);
+        let plain = Truth::generate(&spec());
+        for (h, p) in truth.hosts.iter().zip(&plain.hosts) {
+            assert_eq!((&h.open, &h.filtered), (&p.open, &p.filtered), "fences change no port");
+        }
+        let fences: Vec<_> = truth.fences().collect();
+        assert_eq!(fences.len(), 3 * 2);
+        for (src, dst, port) in &fences {
+            assert!(truth.scanners.contains(src));
+            assert!(truth.hosts.iter().any(|h| h.addr == *dst && h.open.contains(port)));
+        }
+        let all = truth.expected_open();
+        let per_scanner: usize = truth.scanners.iter().map(|s| all.len() - truth.expected_open_from(*s).len()).sum();
+        assert_eq!(per_scanner, 6);
     }
 
     #[test]

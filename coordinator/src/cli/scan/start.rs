@@ -8,7 +8,7 @@ use vantage_proto::v1;
 use vantage_shared::{Period, PortSpec, ProbeOptions, ScanMode, TargetSpec};
 
 use super::{results, watch};
-use crate::cli::connect::{Connection, Needs};
+use crate::cli::connect::{Connection, EMBEDDED_REGION, Needs};
 use crate::cli::output::Format;
 use crate::cli::{GlobalArgs, UsageError, status_error};
 
@@ -92,6 +92,13 @@ pub struct StartArgs {
     /// newest finished TCP and UDP scans.
     #[arg(long)]
     pub period: Option<String>,
+
+    /// Scan from each of these regions (comma-separated, e.g. eu-west,us-east,ap-south):
+    /// every address and port is probed once from every region, by an agent
+    /// started with that `--region`, so `vantage reachability` can compare
+    /// them. Without it, each is probed once, by whichever agent is free.
+    #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
+    pub regions: Vec<String>,
 
     /// A label to recognise the scan by in `vantage scan list`.
     #[arg(long, default_value = "")]
@@ -181,6 +188,7 @@ impl StartArgs {
             options: Some((&options).into()),
             allow_huge: self.allow_huge,
             label: self.label.clone(),
+            regions: self.regions.clone(),
         })
     }
 }
@@ -190,10 +198,35 @@ pub async fn run(global: &GlobalArgs, args: StartArgs) -> anyhow::Result<()> {
     if args.detach && global.coordinator.is_none() {
         return Err(UsageError("--detach needs --coordinator: an embedded scan ends with this command".into()).into());
     }
+    if global.coordinator.is_none() && request.regions.iter().any(|r| r != EMBEDDED_REGION) {
+        return Err(UsageError(format!(
+            "--regions needs --coordinator and agents in those regions: the embedded agent scans from region `{EMBEDDED_REGION}` only"
+        ))
+        .into());
+    }
     let mut conn = Connection::open(global, Needs::Agent).await?;
+    if !conn.is_embedded()
+        && let Err(e) = warn_missing_regions(&mut conn, &request.regions).await
+    {
+        conn.close().await;
+        return Err(e);
+    }
     let result = start_and_wait(&mut conn, request, &args).await;
     conn.close().await;
     result
+}
+
+/// Says which requested regions have no agent connected: their share of the
+/// scan waits until one connects.
+async fn warn_missing_regions(conn: &mut Connection, regions: &[String]) -> anyhow::Result<()> {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let agents = conn.control.list_agents(v1::ListAgentsRequest {}).await.map_err(status_error)?.into_inner().agents;
+    for region in regions.iter().filter(|r| !agents.iter().any(|a| &a.region == *r)) {
+        eprintln!("warning: no agent of region `{region}` is connected; its shards wait until one connects");
+    }
+    Ok(())
 }
 
 async fn start_and_wait(conn: &mut Connection, request: v1::StartScanRequest, args: &StartArgs) -> anyhow::Result<()> {

@@ -6,6 +6,10 @@
 //! that grows with every lease (and with every restart), so results of an
 //! abandoned lease are refused instead of overwriting newer ones, and a unit
 //! completes exactly once (DESIGN invariant 2).
+//!
+//! A unit planned for a region (a scan with regions) waits in that region's
+//! queue and goes only to an agent of that region; a unit of a scan without
+//! regions goes to any agent. An agent takes work of its own region first.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +60,8 @@ pub struct ShardScope {
 
 struct Lease {
     agent: String,
+    /// The region the unit must run from ("" for any): its queue when it goes back.
+    region: String,
     epoch: u64,
     deadline: Instant,
     shard: Arc<ShardScope>,
@@ -89,8 +95,8 @@ fn drop_agent(st: &mut State, agent_id: &str) -> usize {
     }
     let orphaned: Vec<UnitId> = st.leases.iter().filter(|(_, l)| l.agent == agent_id).map(|(unit, _)| *unit).collect();
     for unit in &orphaned {
-        st.leases.remove(unit);
-        st.queue.push_front(*unit);
+        let lease = st.leases.remove(unit).expect("listed above");
+        st.queue(&lease.region).push_front(*unit);
     }
     orphaned.len()
 }
@@ -105,7 +111,8 @@ struct LiveScan {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<UnitId>,
+    /// Units waiting for an agent, by the region they must run from ("" for any).
+    queues: BTreeMap<String, VecDeque<UnitId>>,
     leases: HashMap<UnitId, Lease>,
     agents: BTreeMap<String, AgentEntry>,
     scans: HashMap<u64, LiveScan>,
@@ -171,7 +178,7 @@ impl Scheduler {
         for s in shards {
             match &s.state {
                 ShardState::Done { stats, .. } => live.absorb(stats),
-                _ => st.queue.push_back((s.scan_id, s.shard_id)),
+                _ => st.queue(&s.region).push_back((s.scan_id, s.shard_id)),
             }
         }
         if live.shards_done >= live.record.shards_total {
@@ -313,7 +320,8 @@ impl Scheduler {
                 agent.info.active_leases = agent.info.active_leases.saturating_sub(1);
                 agent.info.shards_done += 1;
             }
-            self.persist_done(key, agent_id, stats);
+            let region = st.agents.get(agent_id).map(|a| a.info.region.clone()).unwrap_or_default();
+            self.persist_done(key, agent_id, region, stats);
             let st = &mut *st;
             if let Some(live) = st.scans.get_mut(&key.scan_id) {
                 live.absorb(&stats);
@@ -338,10 +346,10 @@ impl Scheduler {
         tracing::info!(scan.id = live.record.id, open = live.done.open, "scan finished");
     }
 
-    fn persist_done(&self, key: LeaseKey, agent_id: &str, stats: ShardStats) {
+    fn persist_done(&self, key: LeaseKey, agent_id: &str, region: String, stats: ShardStats) {
         let result = self.store.shard(key.scan_id, key.shard_id).and_then(|rec| {
             let Some(mut rec) = rec else { return Ok(()) };
-            rec.state = ShardState::Done { agent: agent_id.to_string(), stats };
+            rec.state = ShardState::Done { agent: agent_id.to_string(), region, stats };
             self.store.put_shard(&rec)
         });
         if let Err(e) = result {
@@ -357,11 +365,11 @@ impl Scheduler {
             if current_lease(&st, agent_id, key).is_err() {
                 return;
             }
-            st.leases.remove(&(key.scan_id, key.shard_id));
+            let lease = st.leases.remove(&(key.scan_id, key.shard_id)).expect("checked above");
             if let Some(agent) = st.agents.get_mut(agent_id) {
                 agent.info.active_leases = agent.info.active_leases.saturating_sub(1);
             }
-            st.queue.push_front((key.scan_id, key.shard_id));
+            st.queue(&lease.region).push_front((key.scan_id, key.shard_id));
             tracing::warn!(agent.id = %agent_id, %key, %reason, "shard released; queued again");
         }
         self.dispatch();
@@ -381,7 +389,7 @@ impl Scheduler {
                     let cancel = v1::CancelShard { scan_id: unit.0, shard_id: unit.1, reason: "lease expired".into() };
                     let _ = agent.tx.try_send(Ok(v1::CoordinatorMessage { body: Some(Body::Cancel(cancel)) }));
                 }
-                st.queue.push_front(unit);
+                st.queue(&lease.region).push_front(unit);
                 expired.push((unit, lease.agent));
             }
         }
@@ -396,24 +404,15 @@ impl Scheduler {
     /// Hands queued units to agents with free capacity, least loaded first.
     pub fn dispatch(&self) {
         let mut st = self.state();
-        while !st.queue.is_empty() {
-            let Some(agent_id) = st
-                .agents
-                .iter()
-                .filter(|(_, a)| a.info.active_leases < a.info.capacity && a.tx.capacity() > 0)
-                .min_by_key(|(_, a)| a.info.active_leases * 1000 / a.info.capacity)
-                .map(|(id, _)| id.clone())
-            else {
-                return;
-            };
-            let unit = st.queue.pop_front().expect("queue is not empty");
-            match self.lease_to(&mut st, unit, &agent_id) {
+        while let Some((agent_id, region)) = st.pick() {
+            let unit = st.queue(&region).pop_front().expect("picked a queue with units");
+            match self.lease_to(&mut st, unit, &region, &agent_id) {
                 Ok(true) => {}
                 // The agent's stream is full or closing: try again on the next event.
                 Ok(false) => return,
                 Err(e) => {
                     tracing::error!(scan.id = unit.0, shard.id = unit.1, error = %e, "cannot lease shard; it stays queued");
-                    st.queue.push_back(unit);
+                    st.queue(&region).push_back(unit);
                     return;
                 }
             }
@@ -423,7 +422,7 @@ impl Scheduler {
     /// Leases `unit` to the agent; `Ok(false)` when the agent cannot take it
     /// now (the unit is back in the queue). Units of unknown scans or already
     /// done are dropped from the queue.
-    fn lease_to(&self, st: &mut State, unit: UnitId, agent_id: &str) -> Result<bool, StoreError> {
+    fn lease_to(&self, st: &mut State, unit: UnitId, region: &str, agent_id: &str) -> Result<bool, StoreError> {
         let Some(live) = st.scans.get(&unit.0) else { return Ok(true) };
         let Some(mut rec) = self.store.shard(unit.0, unit.1)? else { return Ok(true) };
         if rec.is_done() {
@@ -432,8 +431,9 @@ impl Scheduler {
         let (Ok(targets), Ok(ports)) = (TargetSet::parse(&rec.targets), PortSpec::parse(&rec.ports)) else {
             return Err(StoreError::Decode { what: "shard", detail: format!("shard {} of scan {}", unit.1, unit.0) });
         };
+        let agent_region = st.agents.get(agent_id).map(|a| a.info.region.clone()).unwrap_or_default();
         rec.epoch += 1;
-        rec.state = ShardState::Leased { agent: agent_id.to_string() };
+        rec.state = ShardState::Leased { agent: agent_id.to_string(), region: agent_region };
         self.store.put_shard(&rec)?;
         let key = LeaseKey { scan_id: unit.0, shard_id: unit.1, epoch: rec.epoch };
         let assignment = Assignment {
@@ -448,12 +448,13 @@ impl Scheduler {
         let agent = st.agents.get_mut(agent_id).expect("chosen from the map");
         let msg = v1::CoordinatorMessage { body: Some(Body::Assignment((&assignment).into())) };
         if agent.tx.try_send(Ok(msg)).is_err() {
-            st.queue.push_front(unit);
+            st.queue(region).push_front(unit);
             return Ok(false);
         }
         agent.info.active_leases += 1;
         let lease = Lease {
             agent: agent_id.to_string(),
+            region: region.to_string(),
             epoch: rec.epoch,
             deadline: Instant::now() + self.lease,
             shard,
@@ -472,6 +473,31 @@ impl Scheduler {
     /// Live status of an unfinished scan.
     pub fn watch(&self, scan_id: u64) -> Option<watch::Receiver<v1::ScanStatus>> {
         self.state().scans.get(&scan_id).map(|s| s.status.subscribe())
+    }
+}
+
+impl State {
+    fn queue(&mut self, region: &str) -> &mut VecDeque<UnitId> {
+        if !self.queues.contains_key(region) {
+            self.queues.insert(region.to_string(), VecDeque::new());
+        }
+        self.queues.get_mut(region).expect("inserted above")
+    }
+
+    fn has_work(&self, region: &str) -> bool {
+        self.queues.get(region).is_some_and(|q| !q.is_empty())
+    }
+
+    /// The least loaded agent with room for a unit, and the queue it takes
+    /// one from: its own region's first, then the one of units for any region.
+    fn pick(&self) -> Option<(String, String)> {
+        let mut free: Vec<(&String, &AgentEntry)> =
+            self.agents.iter().filter(|(_, a)| a.info.active_leases < a.info.capacity && a.tx.capacity() > 0).collect();
+        // Stable: among equals, the first in id order, as before regions.
+        free.sort_by_key(|(_, a)| a.info.active_leases * 1000 / a.info.capacity);
+        free.into_iter().find_map(|(id, a)| {
+            [a.info.region.as_str(), ""].into_iter().find(|r| self.has_work(r)).map(|r| (id.clone(), r.to_string()))
+        })
     }
 }
 
@@ -522,6 +548,7 @@ pub fn status_of(record: &ScanRecord, shards_done: u64, done: &ShardStats) -> v1
         answers_all_hosts: done.answers_all,
         packets: done.packets,
         unreachable: done.unreachable,
+        regions: record.regions.clone(),
     }
 }
 

@@ -8,13 +8,23 @@ use vantage_shared::{LeaseKey, Scope};
 use super::*;
 use crate::server::planner;
 
-fn hello(name: &str) -> v1::Hello {
-    v1::Hello { name: name.into(), region: "r1".into(), version: "test".into(), capacity: 1 }
+fn hello_from(name: &str, region: &str) -> v1::Hello {
+    v1::Hello { name: name.into(), region: region.into(), version: "test".into(), capacity: 1 }
 }
 
 /// Plans and stores a scan of `ports` on 127.0.0.1, one shard per port.
 fn add_scan(store: &Store, sched: &Scheduler, ports: &str) -> u64 {
-    let req = v1::StartScanRequest { targets: "127.0.0.1".into(), ports: ports.into(), ..Default::default() };
+    add_scan_from(store, sched, ports, &[])
+}
+
+/// As [`add_scan`], every shard once per region of `regions`.
+fn add_scan_from(store: &Store, sched: &Scheduler, ports: &str, regions: &[&str]) -> u64 {
+    let req = v1::StartScanRequest {
+        targets: "127.0.0.1".into(),
+        ports: ports.into(),
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    };
     let mut plan = planner::plan(&req, &Scope::loopback(), 1).unwrap();
     let id = store.next_scan_id().unwrap();
     plan.assign_id(id);
@@ -24,9 +34,15 @@ fn add_scan(store: &Store, sched: &Scheduler, ports: &str) -> u64 {
     id
 }
 
-fn connect(sched: &Scheduler, name: &str) -> (String, mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>) {
+type Rx = mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>;
+
+fn connect(sched: &Scheduler, name: &str) -> (String, Rx) {
+    connect_from(sched, name, "r1")
+}
+
+fn connect_from(sched: &Scheduler, name: &str, region: &str) -> (String, Rx) {
     let (tx, rx) = mpsc::channel(16);
-    let id = sched.register_agent(&hello(name), None, tx).agent_id;
+    let id = sched.register_agent(&hello_from(name, region), None, tx).agent_id;
     sched.dispatch();
     (id, rx)
 }
@@ -37,7 +53,7 @@ fn gone(sched: &Scheduler, id: &str) {
     sched.agent_gone(id, conn);
 }
 
-fn next_assignment(rx: &mut mpsc::Receiver<Result<v1::CoordinatorMessage, tonic::Status>>) -> LeaseKey {
+fn next_assignment(rx: &mut Rx) -> LeaseKey {
     loop {
         match rx.try_recv().expect("a message is queued").unwrap().body {
             Some(Body::Assignment(a)) => return LeaseKey { scan_id: a.scan_id, shard_id: a.shard_id, epoch: a.epoch },
@@ -140,13 +156,13 @@ fn an_enrolled_agent_that_reconnects_replaces_its_old_stream() {
     add_scan(&store, &sched, "80");
     let who = AgentIdentity { id: "a-1".into(), region: "eu-west".into() };
     let (tx, mut rx) = mpsc::channel(16);
-    let first = sched.register_agent(&hello("edge"), Some(&who), tx);
+    let first = sched.register_agent(&hello_from("edge", "r1"), Some(&who), tx);
     sched.dispatch();
     let lease = next_assignment(&mut rx);
     assert_eq!(sched.agents()[0].region, "eu-west", "the region is the enrollment's, not the hello's");
 
     let (tx, mut rx) = mpsc::channel(16);
-    let second = sched.register_agent(&hello("edge"), Some(&who), tx);
+    let second = sched.register_agent(&hello_from("edge", "r1"), Some(&who), tx);
     assert!(first.cancel.is_cancelled(), "the old stream is cut off");
     assert_eq!(second.agent_id, first.agent_id);
     sched.dispatch();
@@ -164,4 +180,63 @@ fn an_enrolled_agent_that_reconnects_replaces_its_old_stream() {
     assert!(second.cancel.is_cancelled());
     assert!(sched.agents().is_empty());
     assert_eq!(sched.check_batch(&second.agent_id, again, 1).unwrap_err(), Refusal::StaleLease(again));
+}
+
+#[test]
+fn a_regions_unit_goes_only_to_an_agent_of_that_region() {
+    let (_dir, store, sched) = fixture();
+    let scan = add_scan_from(&store, &sched, "80", &["eu", "us"]);
+    let (eu, mut rx_eu) = connect_from(&sched, "a", "eu");
+    let eu_key = next_assignment(&mut rx_eu);
+    assert_eq!(store.shard(scan, eu_key.shard_id).unwrap().unwrap().region, "eu");
+    assert!(sched.complete(&eu, eu_key, 0, ShardStats::default()).is_ok());
+    // The us copy waits for a us agent, however idle the eu agent is.
+    assert!(rx_eu.try_recv().is_err(), "the eu agent got the us unit");
+    assert!(store.scan(scan).unwrap().unwrap().finished_at.is_none());
+
+    let (us, mut rx_us) = connect_from(&sched, "b", "us");
+    let us_key = next_assignment(&mut rx_us);
+    assert_ne!(us_key.shard_id, eu_key.shard_id);
+    assert_eq!(store.shard(scan, us_key.shard_id).unwrap().unwrap().region, "us");
+    assert!(sched.complete(&us, us_key, 0, ShardStats::default()).is_ok());
+    assert!(store.scan(scan).unwrap().unwrap().finished_at.is_some());
+    let regions: Vec<_> = store.shards(scan).unwrap().iter().map(|s| s.done_region().unwrap().to_string()).collect();
+    assert_eq!(regions, ["eu", "us"]);
+}
+
+#[test]
+fn a_regions_unit_of_a_lost_agent_waits_for_its_region() {
+    let (_dir, store, sched) = fixture();
+    add_scan_from(&store, &sched, "80", &["eu"]);
+    let (eu, mut rx_eu) = connect_from(&sched, "a", "eu");
+    let first = next_assignment(&mut rx_eu);
+    let (_us, mut rx_us) = connect_from(&sched, "b", "us");
+    gone(&sched, &eu);
+    assert!(rx_us.try_recv().is_err(), "the us agent got the eu unit");
+    let (_eu2, mut rx_eu2) = connect_from(&sched, "c", "eu");
+    let again = next_assignment(&mut rx_eu2);
+    assert_eq!(again.shard_id, first.shard_id);
+    assert!(again.epoch > first.epoch);
+}
+
+#[test]
+fn an_agent_takes_its_own_regions_work_first() {
+    let (_dir, store, sched) = fixture();
+    let any = add_scan(&store, &sched, "80");
+    let eu_scan = add_scan_from(&store, &sched, "81", &["eu"]);
+    let (_eu, mut rx) = connect_from(&sched, "a", "eu");
+    assert_eq!(next_assignment(&mut rx).scan_id, eu_scan);
+    assert_ne!(any, eu_scan);
+}
+
+#[test]
+fn a_finished_shard_records_the_region_it_was_scanned_from() {
+    let (_dir, store, sched) = fixture();
+    let scan = add_scan(&store, &sched, "80");
+    let (a, mut rx) = connect_from(&sched, "a", "ap-south");
+    let key = next_assignment(&mut rx);
+    let leased = store.shard(scan, key.shard_id).unwrap().unwrap();
+    assert!(matches!(leased.state, ShardState::Leased { ref region, .. } if region == "ap-south"));
+    sched.complete(&a, key, 0, ShardStats::default()).unwrap();
+    assert_eq!(store.shard(scan, key.shard_id).unwrap().unwrap().done_region(), Some("ap-south"));
 }
