@@ -20,6 +20,7 @@ pub const ENV_AGENT_NAME: &str = "VANTAGE_AGENT_NAME";
 pub const ENV_ALLOW: &str = "VANTAGE_AGENT_ALLOW";
 pub const ENV_DENY: &str = "VANTAGE_AGENT_DENY";
 pub const ENV_SERVICE_PROBES: &str = "VANTAGE_SERVICE_PROBES";
+pub const ENV_CONTACT: &str = "VANTAGE_CONTACT";
 
 /// Flags of `vantage-agent`.
 #[derive(Debug, Clone, Args)]
@@ -55,6 +56,12 @@ pub struct AgentArgs {
     #[arg(long, env = ENV_DENY, default_value = "")]
     pub deny: String,
 
+    /// Whom to contact about this scanner (an address or URL), sent where the
+    /// protocol has a place for it: `User-Agent: Vantage/VERSION (+CONTACT)`
+    /// in HTTP probes, as responsible scanners do.
+    #[arg(long, env = ENV_CONTACT, value_name = "CONTACT")]
+    pub contact: Option<String>,
+
     /// Shards to run at once.
     #[arg(long, default_value_t = 2)]
     pub capacity: u32,
@@ -88,6 +95,8 @@ pub struct AgentConfig {
     pub max_backoff: Duration,
     /// nmap's probes and match lines, when a file was given.
     pub service_probes: Option<Arc<ProbeDb>>,
+    /// The User-Agent of HTTP probes.
+    pub user_agent: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +107,8 @@ pub enum ConfigError {
     Deny(vantage_shared::target::TargetError),
     #[error("--allow must name at least one address")]
     EmptyAllow,
+    #[error("--contact: printable ASCII only, at most 200 bytes (it goes into protocol headers)")]
+    Contact,
     #[error("--capacity must be at least 1")]
     Capacity,
     #[error("--region must not be empty")]
@@ -143,6 +154,8 @@ impl AgentArgs {
         if region.trim().is_empty() {
             return Err(ConfigError::Region);
         }
+        let user_agent =
+            vantage_detect::protocols::http::user_agent(self.contact.as_deref()).ok_or(ConfigError::Contact)?;
         Ok(AgentConfig {
             coordinator,
             security,
@@ -155,6 +168,7 @@ impl AgentArgs {
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             service_probes: self.service_probes.as_deref().map(load_service_probes).transpose()?.map(|(db, _)| db),
+            user_agent: user_agent.into(),
         })
     }
 }

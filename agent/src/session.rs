@@ -210,6 +210,7 @@ impl Shards {
             max_in_flight: agent.max_in_flight,
             raw_sockets: agent.raw_sockets,
             service_probes: agent.cfg.service_probes.clone(),
+            user_agent: agent.cfg.user_agent.clone(),
             limits,
             out,
             acks,

@@ -61,6 +61,8 @@ pub struct ShardRun {
     pub raw_sockets: bool,
     /// nmap's probes, when the agent was given a file.
     pub service_probes: Option<Arc<ProbeDb>>,
+    /// The User-Agent of HTTP probes (names the operator's contact).
+    pub user_agent: Arc<str>,
     /// Rate caps of this scan on this agent, shared with its other shards.
     pub limits: Arc<RateLimits>,
     pub out: mpsc::Sender<v1::AgentMessage>,
@@ -168,6 +170,7 @@ impl ShardRun {
             probe_wait: PROBE_WAIT.min(o.detect_timeout),
             keep_bytes: o.banner_max_bytes as usize,
             max_bytes: o.detect_max_bytes as usize,
+            user_agent: self.user_agent.to_string(),
         };
         let detector = Detector::new(cfg);
         Some(Arc::new(match &self.service_probes {

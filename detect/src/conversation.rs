@@ -40,6 +40,8 @@ pub struct DetectConfig {
     pub max_bytes: usize,
     /// Bytes of the first response kept for the record.
     pub keep_bytes: usize,
+    /// What HTTP probes say they are (see `protocols::http::user_agent`).
+    pub user_agent: String,
 }
 
 impl Default for DetectConfig {
@@ -50,6 +52,7 @@ impl Default for DetectConfig {
             probe_wait: Duration::from_secs(2),
             max_bytes: 64 * 1024,
             keep_bytes: 1024,
+            user_agent: crate::protocols::http::user_agent(None).expect("no contact is valid"),
         }
     }
 }
@@ -303,7 +306,10 @@ impl Conversation<'_> {
             },
         };
         let host = self.addr.ip().to_string();
-        if timeout_at(self.deadline, s.write_all(&probe.payload(&host))).await.map_or(true, |r| r.is_err()) {
+        if timeout_at(self.deadline, s.write_all(&probe.payload(&host, &self.cfg().user_agent)))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
             return Outcome::Nothing;
         }
         let until = self.until(wait);

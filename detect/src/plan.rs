@@ -67,10 +67,11 @@ impl Probe {
         }
     }
 
-    /// The bytes to send; `host` is what HTTP puts in `Host:`.
-    pub fn payload(self, host: &str) -> Vec<u8> {
+    /// The bytes to send; `host` is what HTTP puts in `Host:`, `user_agent`
+    /// in `User-Agent:`.
+    pub fn payload(self, host: &str, user_agent: &str) -> Vec<u8> {
         match self {
-            Probe::Http => http::request(host),
+            Probe::Http => http::request(host, user_agent),
             Probe::Redis => redis::PROBE.to_vec(),
             Probe::Postgres => postgres::SSL_REQUEST.to_vec(),
             Probe::Memcached => b"version\r\n".to_vec(),

@@ -93,6 +93,7 @@ fn detector(total: Duration) -> Detector {
         probe_wait: Duration::from_millis(500),
         max_bytes: 8 * 1024,
         keep_bytes: 256,
+        ..DetectConfig::default()
     })
 }
 

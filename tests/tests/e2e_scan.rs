@@ -129,3 +129,70 @@ fn coordinator_splits_the_scan_between_two_agent_processes() {
         doc["observations"].as_array().unwrap().iter().filter_map(|o| o["region"].as_str()).collect();
     assert_eq!(regions, BTreeSet::from(["r1", "r2"]));
 }
+
+/// An HTTP server on loopback that records every request it gets, for a
+/// bounded time, and answers each with a small page.
+fn recording_http_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + SCAN_LIMIT;
+        while std::time::Instant::now() < deadline {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            if n > 0 {
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nServer: recorder\r\nContent-Length: 0\r\n\r\n");
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn http_probes_name_the_operators_contact() {
+    let (port, requests) = recording_http_server();
+    let data = tempfile::tempdir().unwrap();
+    let out = run(
+        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args([
+            "--contact",
+            "security@example.invalid",
+            "scan",
+            "--targets",
+            "127.0.0.1",
+            "--ports",
+            &port.to_string(),
+            "--format",
+            "json",
+        ]),
+        SCAN_LIMIT,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<String> = requests.try_iter().collect();
+    let want = format!("User-Agent: Vantage/{} (+security@example.invalid)\r\n", env!("CARGO_PKG_VERSION"));
+    assert!(got.iter().any(|r| r.starts_with("GET / HTTP/1.0\r\n") && r.contains(&want)), "{got:?}");
+
+    // A contact that could inject a header is refused before anything is sent.
+    let out = run(
+        Command::new(bins::vantage()).arg("--data-dir").arg(data.path()).args([
+            "--contact",
+            "x\r\nEvil: 1",
+            "scan",
+            "--targets",
+            "127.0.0.1",
+            "--ports",
+            &port.to_string(),
+        ]),
+        SCAN_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

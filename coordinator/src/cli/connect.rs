@@ -153,6 +153,9 @@ impl Connection {
                 min_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_secs(1),
                 service_probes,
+                user_agent: vantage_detect::protocols::http::user_agent(global.contact.as_deref())
+                    .ok_or_else(|| UsageError("--contact: printable ASCII only, at most 200 bytes".into()))?
+                    .into(),
             });
             let agent_shutdown = CancellationToken::new();
             agent = Some((agent_shutdown.clone(), tokio::spawn(local.run(agent_shutdown))));

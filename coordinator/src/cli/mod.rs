@@ -96,6 +96,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = ENV_SCOPE)]
     pub scope: Option<PathBuf>,
 
+    /// Whom to contact about the embedded agent's scans (an address or URL),
+    /// in its HTTP probes' User-Agent. Remote agents take `vantage-agent --contact`.
+    #[arg(long, global = true, env = vantage_agent::config::ENV_CONTACT, value_name = "CONTACT")]
+    pub contact: Option<String>,
+
     /// Log format on stderr (`VANTAGE_LOG=debug` for more detail).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

@@ -10,9 +10,22 @@ use super::{Verdict, split_version, version_prefix};
 use crate::cpe;
 
 /// The request: HTTP/1.0 so that the server closes after the body and the
-/// read ends at once.
-pub fn request(host: &str) -> Vec<u8> {
-    format!("GET / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: Vantage\r\nAccept: */*\r\n\r\n").into_bytes()
+/// read ends at once. The User-Agent names the scanner and, when the
+/// operator configured one, whom to contact about it.
+pub fn request(host: &str, user_agent: &str) -> Vec<u8> {
+    format!("GET / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\n\r\n").into_bytes()
+}
+
+/// The User-Agent of Vantage's probes: `Vantage/VERSION`, plus `(+CONTACT)`
+/// when there is a contact. `None` if the contact could break the request
+/// (control characters, or longer than 200 bytes).
+pub fn user_agent(contact: Option<&str>) -> Option<String> {
+    let base = concat!("Vantage/", env!("CARGO_PKG_VERSION"));
+    match contact.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Some(base.to_string()),
+        Some(c) if c.len() <= 200 && c.bytes().all(|b| (0x20..0x7f).contains(&b)) => Some(format!("{base} (+{c})")),
+        Some(_) => None,
+    }
 }
 
 /// What a response says, once parsed.
