@@ -91,3 +91,51 @@ fn a_killed_agents_shards_complete_elsewhere() {
     doomed.kill();
     assert_results_match(&fleet, scan, &truth);
 }
+
+/// Sends `signal` to a process we started.
+fn signal(guard: &Guard, signal: i32) {
+    // SAFETY: kill(2) on a PID we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(guard.pid() as i32, signal) }, 0);
+}
+
+#[test]
+fn an_agent_paused_past_its_lease_adds_nothing_when_it_returns() {
+    let truth = LoopbackTargets::start(10, 10);
+    let fleet = Fleet::new();
+    let _coordinator = fleet.serve(&SERVE);
+    let paused = agent(&fleet, "r1", "sleeper");
+    let _other = agent(&fleet, "r1", "awake");
+    fleet.wait_connected(2, LIMIT);
+    let scan = start_slow_scan(&fleet, &truth);
+    // Pause the sleeper (a-1) while it holds a lease.
+    wait_for("the sleeper to hold a lease", LIMIT, || {
+        fleet.agents()?.iter().find(|a| a["id"] == "a-1" && a["active_leases"].as_u64() > Some(0)).map(|_| ())
+    });
+    signal(&paused, libc::SIGSTOP);
+    // Past its 3 s lease, its shard goes to the other agent under a new epoch.
+    wait_for("the lease to expire", LIMIT, || fleet.log().contains("lease expired").then_some(()));
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&paused, libc::SIGCONT);
+    // Whatever the sleeper still sends under its old epoch is refused: every
+    // port once, exactly the truth.
+    assert_results_match(&fleet, scan, &truth);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_results_match(&fleet, scan, &truth);
+}
+
+#[test]
+fn a_flood_of_agents_reconnects_after_a_coordinator_restart() {
+    const AGENTS: usize = 12;
+    let truth = LoopbackTargets::start(10, 10);
+    let fleet = Fleet::new();
+    let mut first = fleet.serve(&SERVE);
+    let _agents: Vec<Guard> = (0..AGENTS).map(|i| agent(&fleet, &format!("r{}", i % 3), &format!("edge{i}"))).collect();
+    fleet.wait_connected(AGENTS, LIMIT);
+    first.kill();
+    let _second = fleet.serve(&SERVE);
+    // All of them at once (each backs off with jitter), none refused.
+    fleet.wait_connected(AGENTS, LIMIT);
+    assert!(!fleet.log().contains("connection refused"), "{}", fleet.log());
+    let scan = start_slow_scan(&fleet, &truth);
+    assert_results_match(&fleet, scan, &truth);
+}
