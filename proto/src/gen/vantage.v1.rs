@@ -420,7 +420,7 @@ pub struct WatchScanRequest {
     #[prost(uint64, tag = "1")]
     pub scan_id: u64,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ScanStatus {
     #[prost(uint64, tag = "1")]
     pub scan_id: u64,
@@ -461,6 +461,23 @@ pub struct ScanStatus {
     /// The regions the scan was asked to run from (empty: any agent's).
     #[prost(string, repeated, tag = "19")]
     pub regions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Each agent's share so far (finished shards and running leases), for
+    /// per-agent and per-region rates.
+    #[prost(message, repeated, tag = "20")]
+    pub agents: ::prost::alloc::vec::Vec<AgentProgress>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AgentProgress {
+    #[prost(string, tag = "1")]
+    pub agent_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub region: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub probes_done: u64,
+    #[prost(uint64, tag = "4")]
+    pub shards_done: u64,
+    #[prost(uint32, tag = "5")]
+    pub running: u32,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListScansRequest {}

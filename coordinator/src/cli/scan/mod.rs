@@ -2,6 +2,7 @@
 //! `list`, `watch` and `results`.
 
 pub mod list;
+pub mod rates;
 pub mod results;
 pub mod start;
 pub mod watch;

@@ -3,9 +3,12 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use vantage_proto::v1;
 
+use super::rates::{Rates, human_rate};
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, ScanJson};
 use crate::cli::{GlobalArgs, status_error};
@@ -39,11 +42,20 @@ pub async fn run(global: &GlobalArgs, args: WatchArgs) -> anyhow::Result<()> {
 pub async fn follow(conn: &mut Connection, scan_id: u64) -> anyhow::Result<v1::ScanStatus> {
     let mut stream =
         conn.control.watch_scan(v1::WatchScanRequest { scan_id }).await.map_err(status_error)?.into_inner();
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes · {msg} · eta {eta}")
+    let multi = MultiProgress::new();
+    let bar = multi.add(
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes · {msg} · eta {eta}",
+            )
             .expect("template is valid"),
+        ),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    // One line per agent under the bar (a remote fleet only: the embedded
+    // mode has one local agent, which the bar already is).
+    let mut agent_lines: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    let mut rates = Rates::default();
     let mut last = v1::ScanStatus::default();
     let mut last_change = Instant::now();
     let mut hinted = false;
@@ -56,10 +68,36 @@ pub async fn follow(conn: &mut Connection, scan_id: u64) -> anyhow::Result<v1::S
                 }
                 bar.set_length(status.probes_total);
                 bar.set_position(status.probes_done);
+                rates.push(Instant::now(), &status.agents);
+                let regions: Vec<String> =
+                    rates.per_region().iter().map(|(region, r)| format!("{region} {}", human_rate(*r))).collect();
                 bar.set_message(format!(
-                    "{} open · shards {}/{}",
-                    status.open, status.shards_done, status.shards_total
+                    "{} open · shards {}/{}{}",
+                    status.open,
+                    status.shards_done,
+                    status.shards_total,
+                    if regions.is_empty() { String::new() } else { format!(" · {}", regions.join(", ")) }
                 ));
+                if !conn.is_embedded() {
+                    let per_agent = rates.per_agent();
+                    for a in &status.agents {
+                        let line = agent_lines.entry(a.agent_id.clone()).or_insert_with(|| {
+                            multi.add(
+                                ProgressBar::new_spinner()
+                                    .with_style(ProgressStyle::with_template("  {msg}").expect("template is valid")),
+                            )
+                        });
+                        line.set_message(format!(
+                            "{} ({}): {} · {} probes · {} shards done · {} running",
+                            a.agent_id,
+                            a.region,
+                            human_rate(per_agent.get(&a.agent_id).copied().unwrap_or(0.0)),
+                            a.probes_done,
+                            a.shards_done,
+                            a.running
+                        ));
+                    }
+                }
                 last = status;
                 if last.finished {
                     break;
@@ -86,6 +124,9 @@ pub async fn follow(conn: &mut Connection, scan_id: u64) -> anyhow::Result<v1::S
         }
     }
     bar.finish_and_clear();
+    for line in agent_lines.values() {
+        line.finish_and_clear();
+    }
     Ok(last)
 }
 

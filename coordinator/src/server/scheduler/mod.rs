@@ -60,6 +60,8 @@ pub struct ShardScope {
 
 struct Lease {
     agent: String,
+    /// The agent's region (where the probes come from).
+    agent_region: String,
     /// The region the unit must run from ("" for any): its queue when it goes back.
     region: String,
     epoch: u64,
@@ -106,6 +108,8 @@ struct LiveScan {
     scope: Arc<Scope>,
     shards_done: u64,
     done: ShardStats,
+    /// What each agent's finished shards added up to.
+    by_agent: BTreeMap<String, v1::AgentProgress>,
     status: watch::Sender<v1::ScanStatus>,
 }
 
@@ -173,11 +177,15 @@ impl Scheduler {
             scope,
             shards_done: 0,
             done: ShardStats::default(),
+            by_agent: BTreeMap::new(),
         };
         let mut st = self.state();
         for s in shards {
             match &s.state {
-                ShardState::Done { stats, .. } => live.absorb(stats),
+                ShardState::Done { stats, agent, region } => {
+                    live.absorb(stats);
+                    live.credit(agent, region, stats.probes);
+                }
                 _ => st.queue(&s.region).push_back((s.scan_id, s.shard_id)),
             }
         }
@@ -321,10 +329,11 @@ impl Scheduler {
                 agent.info.shards_done += 1;
             }
             let region = st.agents.get(agent_id).map(|a| a.info.region.clone()).unwrap_or_default();
-            self.persist_done(key, agent_id, region, stats);
+            self.persist_done(key, agent_id, region.clone(), stats);
             let st = &mut *st;
             if let Some(live) = st.scans.get_mut(&key.scan_id) {
                 live.absorb(&stats);
+                live.credit(agent_id, &region, stats.probes);
                 if live.shards_done >= live.record.shards_total {
                     self.finish(live);
                 }
@@ -454,6 +463,7 @@ impl Scheduler {
         agent.info.active_leases += 1;
         let lease = Lease {
             agent: agent_id.to_string(),
+            agent_region: agent.info.region.clone(),
             region: region.to_string(),
             epoch: rec.epoch,
             deadline: Instant::now() + self.lease,
@@ -518,11 +528,31 @@ impl LiveScan {
         self.done.add(s);
     }
 
+    /// A finished shard counts for the agent that ran it.
+    fn credit(&mut self, agent_id: &str, region: &str, probes: u64) {
+        let p = self.by_agent.entry(agent_id.to_string()).or_insert_with(|| v1::AgentProgress {
+            agent_id: agent_id.to_string(),
+            region: region.to_string(),
+            ..Default::default()
+        });
+        p.probes_done += probes;
+        p.shards_done += 1;
+    }
+
     fn publish(&self, leases: &HashMap<UnitId, Lease>) {
-        let running: u64 =
-            leases.iter().filter(|((scan, _), _)| *scan == self.record.id).map(|(_, l)| l.probes_done).sum();
         let mut status = status_of(&self.record, self.shards_done, &self.done);
-        status.probes_done += running;
+        let mut agents = self.by_agent.clone();
+        for (_, l) in leases.iter().filter(|((scan, _), _)| *scan == self.record.id) {
+            status.probes_done += l.probes_done;
+            let p = agents.entry(l.agent.clone()).or_insert_with(|| v1::AgentProgress {
+                agent_id: l.agent.clone(),
+                region: l.agent_region.clone(),
+                ..Default::default()
+            });
+            p.probes_done += l.probes_done;
+            p.running += 1;
+        }
+        status.agents = agents.into_values().collect();
         self.status.send_replace(status);
     }
 }
@@ -549,6 +579,7 @@ pub fn status_of(record: &ScanRecord, shards_done: u64, done: &ShardStats) -> v1
         packets: done.packets,
         unreachable: done.unreachable,
         regions: record.regions.clone(),
+        agents: Vec::new(),
     }
 }
 

@@ -240,3 +240,23 @@ fn a_finished_shard_records_the_region_it_was_scanned_from() {
     sched.complete(&a, key, 0, ShardStats::default()).unwrap();
     assert_eq!(store.shard(scan, key.shard_id).unwrap().unwrap().done_region(), Some("ap-south"));
 }
+
+#[test]
+fn a_scans_status_shows_each_agents_share() {
+    let (_dir, store, sched) = fixture();
+    let scan = add_scan(&store, &sched, "80,81");
+    let (a, mut rx_a) = connect_from(&sched, "a", "eu");
+    let (_b, mut rx_b) = connect_from(&sched, "b", "us");
+    let ka = next_assignment(&mut rx_a);
+    let kb = next_assignment(&mut rx_b);
+    sched.progress(&a, ka, 1);
+    sched.complete(&a, ka, 0, ShardStats { probes: 1, ..Default::default() }).unwrap();
+    let status = sched.watch(scan).expect("running").borrow().clone();
+    let share: Vec<(&str, &str, u64, u64, u32)> = status
+        .agents
+        .iter()
+        .map(|p| (p.agent_id.as_str(), p.region.as_str(), p.probes_done, p.shards_done, p.running))
+        .collect();
+    assert_eq!(share, [("eu/a", "eu", 1, 1, 0), ("us/b", "us", 0, 0, 1)]);
+    assert_eq!(kb.scan_id, scan);
+}
