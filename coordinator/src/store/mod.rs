@@ -162,8 +162,18 @@ impl Store {
     }
 
     /// Makes every write so far durable.
+    ///
+    /// On a thread of tokio's blocking pool, never with sled's
+    /// `flush_async`: that one runs on sled's own small I/O pool, which
+    /// also writes the log buffers a flush waits for. Fifty agents' flushes
+    /// at once filled that pool with flushes blocked behind a batch's write
+    /// lock, and nothing was left to write the buffer they all waited for:
+    /// the coordinator hung (sled issue #1308; bench/README.md, "Ingest").
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e).into()))??;
         Ok(())
     }
 
