@@ -27,7 +27,7 @@ use crate::policy::LocalPolicy;
 use crate::work::{ShardEnd, ShardRun};
 
 /// Outbound messages queued per agent stream.
-const OUTBOUND_QUEUE: usize = 256;
+pub const OUTBOUND_QUEUE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A configured agent, ready to run.

@@ -33,7 +33,7 @@ use crate::tally::{Tally, Verdict};
 /// Batches in flight without an acknowledgement.
 pub const MAX_UNACKED: u64 = 8;
 /// Observations per batch at most.
-const BATCH_SIZE: usize = 256;
+pub const BATCH_SIZE: usize = 256;
 /// A partial batch waits at most this long.
 const BATCH_DELAY: Duration = Duration::from_millis(200);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);

@@ -1,7 +1,8 @@
 //! Figures that need a bigger network than a lab of listeners holds: flat
-//! memory over 65,536 hosts, and rate caps kept to within 5 %; and one that
-//! needs no network at all: the diff of two 1,000,000-port baselines
-//! ([`diffcheck`](crate::diffcheck)).
+//! memory over 65,536 hosts, and rate caps kept to within 5 %; and two that
+//! need no network beyond loopback: the diff of two 1,000,000-port baselines
+//! ([`diffcheck`](crate::diffcheck)) and the coordinator's ingest rate with
+//! 50 agents streaming at once ([`ingest`](crate::ingest)).
 //!
 //! A "block" is two namespaces joined by one veth pair, with no route out:
 //! the scanner (198.18.0.1/30) routes 198.19.0.0/16 to the target
@@ -19,6 +20,7 @@ use serde_json::Value;
 use vantage_tests::lab::net;
 
 use crate::diffcheck::{self, DiffConfig};
+use crate::ingest::{self, IngestConfig};
 use crate::measure::measure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,12 +31,14 @@ pub enum Check {
     Rate,
     /// The diff of two synthetic baselines of --diff-entries open ports, 10 % changed (no lab needed).
     Diff,
+    /// Observations/s `vantage serve` stores from --ingest-agents simulated agents, and its peak RSS (no lab needed).
+    Ingest,
 }
 
 impl Check {
     /// Does the check scan the block (and so need root and a lab)?
     pub fn needs_lab(self) -> bool {
-        self != Check::Diff
+        !matches!(self, Check::Diff | Check::Ingest)
     }
 }
 
@@ -83,7 +87,13 @@ pub struct Figure {
     pub failed: bool,
 }
 
-pub fn run(checks: &[Check], prefix: &str, vantage: &Path, diff: &DiffConfig) -> anyhow::Result<Vec<Figure>> {
+/// What the checks that need no lab are given.
+pub struct CheckConfigs {
+    pub diff: DiffConfig,
+    pub ingest: IngestConfig,
+}
+
+pub fn run(checks: &[Check], prefix: &str, vantage: &Path, configs: &CheckConfigs) -> anyhow::Result<Vec<Figure>> {
     let block = if checks.iter().any(|c| c.needs_lab()) {
         Some(Block::up(prefix).context("building the block")?)
     } else {
@@ -97,7 +107,8 @@ pub fn run(checks: &[Check], prefix: &str, vantage: &Path, diff: &DiffConfig) ->
         match (check, &block) {
             (Check::Memory, Some(block)) => figures.extend(memory(block, vantage, &scope, dir.path())?),
             (Check::Rate, Some(block)) => figures.extend(rates(block, vantage, &scope, dir.path())?),
-            (Check::Diff, _) => figures.extend(diffcheck::run(diff, vantage)?),
+            (Check::Diff, _) => figures.extend(diffcheck::run(&configs.diff, vantage)?),
+            (Check::Ingest, _) => figures.extend(ingest::run(&configs.ingest, vantage)?),
             (Check::Memory | Check::Rate, None) => unreachable!("the block is up for the checks that need it"),
         }
     }

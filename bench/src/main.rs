@@ -15,6 +15,8 @@
 //!   service lab's real daemons (`--services`); `agree` judges each port.
 //! * `diffcheck`: the diff of two 1,000,000-port baselines (`--checks
 //!   diff`), made up by `synth`; needs no lab and no root.
+//! * `ingest`: observations per second `vantage serve` stores from 50
+//!   simulated agents, and its peak memory (`--checks ingest`); loopback only.
 
 /// The same allocator as `vantage`, so the diff check's in-process stages
 /// measure what the product does.
@@ -26,6 +28,7 @@ mod bench;
 mod checks;
 mod diffcheck;
 mod heartbeat;
+mod ingest;
 mod measure;
 mod parse;
 mod report;
@@ -40,7 +43,9 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::bench::BenchConfig;
+use crate::checks::CheckConfigs;
 use crate::diffcheck::DiffConfig;
+use crate::ingest::IngestConfig;
 use crate::services::{ServicesConfig, SvcTool};
 use crate::tools::{Tool, ToolOptions};
 use crate::workload::Workload;
@@ -87,8 +92,9 @@ struct Args {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     masscan_wait: Duration,
     /// Instead of the tool comparison, measure these Vantage figures
-    /// (comma-separated): memory, rate, diff. With diff, --runs repeats
-    /// the measurements (on the same store).
+    /// (comma-separated): memory, rate, diff, ingest. With diff and
+    /// ingest, --runs repeats the measurements (diff on the same store,
+    /// ingest each time on a new coordinator).
     #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "services")]
     checks: Vec<checks::Check>,
     /// Entries of each baseline of `--checks diff`.
@@ -98,6 +104,22 @@ struct Args {
     /// does not exist, reused as it is if it does) instead of a temporary one.
     #[arg(long)]
     diff_store: Option<PathBuf>,
+    /// Simulated agents of `--checks ingest`, streaming at once.
+    #[arg(long, default_value_t = 50)]
+    ingest_agents: u32,
+    /// Shards each simulated agent runs at once (the agent's --capacity).
+    #[arg(long, default_value_t = 2)]
+    ingest_capacity: u32,
+    /// The addresses `--checks ingest` reports open (inside 198.18.0.0/15;
+    /// nothing is sent to them).
+    #[arg(long, default_value = "198.18.0.0/16")]
+    ingest_targets: String,
+    /// The ports `--checks ingest` reports open on every address.
+    #[arg(long, default_value = "1-32")]
+    ingest_ports: String,
+    /// The coordinator's --shard-probes in `--checks ingest`.
+    #[arg(long, default_value_t = 8192)]
+    ingest_shard_probes: u64,
     /// Internal: run one stage of `--checks diff` on a data directory and
     /// print what it found (the check measures this as a child).
     #[arg(long, value_enum, hide = true, requires = "diff_data")]
@@ -184,14 +206,25 @@ fn run(args: Args) -> anyhow::Result<()> {
             vantage_tests::lab::check().map_err(|why| anyhow::anyhow!("the checks need a lab and cannot: {why}"))?;
         }
         anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
-        let diff = DiffConfig {
-            entries: args.diff_entries,
-            seed: args.seed,
-            runs: args.runs,
-            limit: args.limit,
-            store: args.diff_store.clone(),
+        let configs = CheckConfigs {
+            diff: DiffConfig {
+                entries: args.diff_entries,
+                seed: args.seed,
+                runs: args.runs,
+                limit: args.limit,
+                store: args.diff_store.clone(),
+            },
+            ingest: IngestConfig {
+                agents: args.ingest_agents,
+                capacity: args.ingest_capacity,
+                targets: args.ingest_targets.clone(),
+                ports: args.ingest_ports.clone(),
+                shard_probes: args.ingest_shard_probes,
+                runs: args.runs,
+                limit: args.limit,
+            },
         };
-        let figures = checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage(), &diff)?;
+        let figures = checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage(), &configs)?;
         for figure in &figures {
             println!("{:<50} {}", figure.name, figure.value);
         }

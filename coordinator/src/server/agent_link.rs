@@ -1,7 +1,11 @@
 //! The agents' side of the coordinator: one bidirectional stream per agent.
 //!
 //! Ingest is here: a batch is checked against its lease and its shard,
-//! stored, flushed, and only then acknowledged (DESIGN invariant 1). An
+//! stored, flushed, and only then acknowledged (DESIGN invariant 1); the
+//! batches of all agents share flushes ([`Store::commit_observations`]).
+//! Each agent's messages are handled one at a time, so a batch waiting for
+//! its flush holds back that agent's stream (HTTP/2 flow control), and a
+//! slow store slows the agents instead of queueing without bound. An
 //! observation outside its shard, or a batch of a lease that is no longer
 //! current, is refused and logged; the agent stops that shard.
 
@@ -179,13 +183,10 @@ impl Ingest {
             o.agent.clone_from(&self.agent_id);
             observations.push(o);
         }
-        let store = self.store.clone();
-        let scan_id = key.scan_id;
-        let stored = tokio::task::spawn_blocking(move || store.put_observations(scan_id, &observations))
-            .await
-            .map_err(|e| format!("store task failed: {e}"))?;
-        stored.map_err(|e| e.to_string())?;
-        self.store.flush().await.map_err(|e| e.to_string())
+        // Encoded here, on this agent's task; written and flushed with the
+        // other agents' batches waiting (group commit), then acknowledged.
+        let writes = Store::encode_observations(key.scan_id, &observations);
+        self.store.commit_observations(writes).await.map_err(|e| e.to_string())
     }
 
     async fn done(&self, d: v1::ShardDone) {

@@ -177,3 +177,6 @@ async fn expire_leases(scheduler: Arc<Scheduler>, shutdown: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

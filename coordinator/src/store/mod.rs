@@ -4,17 +4,20 @@
 //! owns the tree names, the key encodings ([`keys`]), the value encodings and
 //! the schema version. Everything else sees typed records.
 //!
-//! Durability: sled writes reach disk on [`Store::flush`]; the agent link
-//! calls it after storing a batch and before acknowledging it, so an
-//! acknowledged observation survives a crash (DESIGN invariant 1).
+//! Durability: sled writes reach disk on [`Store::flush`]. Observations go
+//! through [`Store::commit_observations`], which returns once they are
+//! flushed ([`commit`]: batches of many agents share one flush); the agent
+//! link acknowledges a batch only after that, so an acknowledged
+//! observation survives a crash (DESIGN invariant 1).
 
+mod commit;
 mod findings;
 mod fleet;
 pub mod keys;
 pub mod records;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use itertools::Either;
 use prost::Message;
@@ -79,6 +82,8 @@ pub enum StoreError {
     Unordered { previous: String, next: String },
     #[error("store I/O failed: {0}")]
     Io(#[from] sled::Error),
+    #[error("storing observations failed: {0}")]
+    Commit(String),
 }
 
 /// Typed access to every tree.
@@ -98,6 +103,25 @@ pub struct Store {
     vulns: sled::Tree,
     agents: sled::Tree,
     tokens: sled::Tree,
+    /// The group committer's queue, started with the first commit.
+    commit: Arc<Mutex<Option<commit::GroupCommit>>>,
+    /// Runs before each group is flushed: tests stall or slow the committer.
+    #[cfg(test)]
+    commit_hook: Arc<Mutex<Option<commit::Hook>>>,
+}
+
+/// One batch of observations, encoded for [`Store::commit_observations`].
+#[derive(Debug, Default)]
+pub struct ObservationWrites(Vec<commit::Write>);
+
+impl ObservationWrites {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl Store {
@@ -128,6 +152,9 @@ impl Store {
             meta,
             db,
             _lock: Arc::new(lock),
+            commit: Arc::default(),
+            #[cfg(test)]
+            commit_hook: Arc::default(),
         };
         if found < 2 {
             store.migrate_to_blocks()?;
@@ -170,8 +197,18 @@ impl Store {
     }
 
     /// Makes every write so far durable.
+    ///
+    /// On a thread of tokio's blocking pool, never with sled's
+    /// `flush_async`: that one runs on sled's own small I/O pool, which
+    /// also writes the log buffers a flush waits for. Fifty agents' flushes
+    /// at once filled that pool with flushes blocked behind a batch's write
+    /// lock, and nothing was left to write the buffer they all waited for:
+    /// the coordinator hung (sled issue #1308; bench/README.md, "Ingest").
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e).into()))??;
         Ok(())
     }
 
@@ -243,6 +280,54 @@ impl Store {
         }
         self.observations.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Encodes observations whose region and agent are filled in, for
+    /// [`Store::commit_observations`] (CPU only: call it on the batch's own task).
+    pub fn encode_observations(scan_id: u64, observations: &[Observation]) -> ObservationWrites {
+        ObservationWrites(
+            observations
+                .iter()
+                .map(|o| {
+                    let key = keys::observation_key(scan_id, o.addr, o.proto, o.port, &o.region);
+                    (key, v1::Observation::from(o).encode_to_vec())
+                })
+                .collect(),
+        )
+    }
+
+    /// Stores observations and returns once they are on disk, flushed with
+    /// the other batches waiting at the time (group commit, [`commit`]).
+    /// Waits while the committer's queue is full. Until it returns, some of
+    /// them may be stored and not yet durable.
+    pub async fn commit_observations(&self, writes: ObservationWrites) -> Result<(), StoreError> {
+        self.committer()?.commit(&self.observations, writes.0).await
+    }
+
+    fn committer(&self) -> Result<commit::GroupCommit, StoreError> {
+        let mut slot = self.commit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = commit::GroupCommit::start(
+            self.db.clone(),
+            #[cfg(test)]
+            self.commit_hook.clone(),
+        )?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs `hook` on the committer's thread before it flushes each group.
+    #[cfg(test)]
+    pub(crate) fn set_commit_hook(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.commit_hook.lock().unwrap() = Some(Arc::new(hook));
+    }
+
+    /// Flush requests waiting in the committer's queue now.
+    #[cfg(test)]
+    pub(crate) fn commits_queued(&self) -> usize {
+        self.commit.lock().unwrap().as_ref().map_or(0, commit::GroupCommit::queued)
     }
 
     /// Observations of one scan in (address, protocol, port, region) order.

@@ -212,3 +212,42 @@ fn a_reader_dropped_early_stops_its_thread_without_harm() {
     // The reader thread hung up; the store still reads whole.
     assert_eq!(store.baseline_entries(nov, 1).count(), 1000);
 }
+
+/// A stalled committer: callers beyond its queue wait instead of piling up,
+/// none is answered before its group is flushed, and once the committer
+/// moves every observation is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_committer_holds_callers_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (gate, stalled) = std::sync::mpsc::channel::<()>();
+    let stalled = std::sync::Mutex::new(stalled);
+    // Each group waits for the gate; once it is dropped, none waits.
+    store.set_commit_hook(move || {
+        let _ = stalled.lock().unwrap().recv();
+    });
+    // The first group takes at most a queue's worth: the rest fill the queue, and more wait.
+    let callers = 2 * commit::QUEUE + 10;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..callers {
+        let store = store.clone();
+        let batch: Vec<_> = (1..=4).map(|p| obs(&format!("198.18.{}.{}", i / 200, i % 200 + 1), p, "r1")).collect();
+        tasks.spawn(async move { store.commit_observations(Store::encode_observations(1, &batch)).await });
+    }
+    let mut polls = 0;
+    while store.commits_queued() < commit::QUEUE {
+        polls += 1;
+        assert!(polls < 6000, "the queue never filled: {} queued", store.commits_queued());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.commits_queued(), commit::QUEUE, "the queue holds no more than its bound");
+    assert!(tasks.try_join_next().is_none(), "nobody is answered before the flush");
+
+    drop(gate);
+    while let Some(answer) = tasks.join_next().await {
+        answer.unwrap().unwrap();
+    }
+    let stored: Vec<_> = store.observations(1).map(|o| o.unwrap()).map(|o| (o.addr, o.port)).collect();
+    let distinct: std::collections::BTreeSet<_> = stored.iter().collect();
+    assert_eq!((stored.len(), distinct.len()), (callers * 4, callers * 4));
+}
