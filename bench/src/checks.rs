@@ -29,6 +29,8 @@ pub enum Check {
     Rate,
     /// The diff of two synthetic baselines of --diff-entries open ports, 10 % changed (no lab needed).
     Diff,
+    /// The same scan across 1, 2 and 4 agents of one region, with added latency (see `scaling`).
+    Scaling,
 }
 
 impl Check {
@@ -98,6 +100,7 @@ pub fn run(checks: &[Check], prefix: &str, vantage: &Path, diff: &DiffConfig) ->
             (Check::Memory, Some(block)) => figures.extend(memory(block, vantage, &scope, dir.path())?),
             (Check::Rate, Some(block)) => figures.extend(rates(block, vantage, &scope, dir.path())?),
             (Check::Diff, _) => figures.extend(diffcheck::run(diff, vantage)?),
+            (Check::Scaling, _) => figures.extend(crate::scaling::run(prefix, diff.runs, diff.seed)?),
             (Check::Memory | Check::Rate, None) => unreachable!("the block is up for the checks that need it"),
         }
     }

@@ -29,6 +29,7 @@ mod heartbeat;
 mod measure;
 mod parse;
 mod report;
+mod scaling;
 mod services;
 mod synth;
 mod tools;
