@@ -29,8 +29,6 @@ use vantage_tests::fleet::{AgentSpec, Fleet, FleetSpec, Site};
 use vantage_tests::lab::{CONTROL_ADDR, HostKind, Lab, LabSpec, PortRange, Truth, net};
 use vantage_tests::proc::run as run_limited;
 
-mod delay;
-
 use crate::checks::Figure;
 use crate::parse;
 
@@ -68,8 +66,6 @@ struct Row {
     json_secs: Option<u64>,
     /// Agents that reported an open port: the work was spread.
     reporting: usize,
-    /// Median round trip of the open ports, as the agents measured it.
-    rtt_ms: Option<f64>,
     problem: Option<String>,
 }
 
@@ -86,7 +82,7 @@ pub fn run(prefix: &str, runs: u32, seed: u64) -> anyhow::Result<Vec<Figure>> {
         ..LabSpec::new(&format!("{prefix}-scale"))
     };
     let lab = Lab::up(&spec).context("building the scaling lab")?;
-    let (delay, nfqueue) = add_delay(&spec.ns_targets());
+    let delay = add_delay(&spec.ns_targets());
     let truth = lab.truth().clone();
     let mut figures = vec![Figure {
         name: "scaling: lab".into(),
@@ -109,7 +105,6 @@ pub fn run(prefix: &str, runs: u32, seed: u64) -> anyhow::Result<Vec<Figure>> {
                 wall: Duration::ZERO,
                 json_secs: None,
                 reporting: 0,
-                rtt_ms: None,
                 problem: Some(format!("{e:#}")),
             });
             eprintln!(
@@ -120,10 +115,6 @@ pub fn run(prefix: &str, runs: u32, seed: u64) -> anyhow::Result<Vec<Figure>> {
             rows.push(row);
         }
     }
-    if let Some(d) = nfqueue {
-        figures.push(Figure { name: "scaling: packets delayed".into(), value: d.delayed().to_string(), failed: false });
-        drop(d);
-    }
     figures.extend(rows.iter().map(|r| figure(r, &rows)));
     figures.extend(summary(&rows));
     print_table(&rows);
@@ -131,24 +122,17 @@ pub fn run(prefix: &str, runs: u32, seed: u64) -> anyhow::Result<Vec<Figure>> {
     Ok(figures)
 }
 
-/// Delays everything the target namespace sends by [`DELAY`]: netem on its
-/// interface where the kernel has it, otherwise (`CONFIG_NET_SCH_NETEM` unset)
-/// a delayed path through NFQUEUE ([`delay`]). Returns what was done, and the
-/// NFQUEUE delay to keep running.
-fn add_delay(ns: &str) -> (String, Option<delay::Delay>) {
+/// Delays everything the target namespace sends by [`DELAY`] (netem on its
+/// interface). Some kernels are built without netem (`CONFIG_NET_SCH_NETEM`):
+/// then the scans run without added latency, and the figures say so.
+fn add_delay(ns: &str) -> String {
     let tc = |args: &[&str]| net::run(Command::new("ip").args(["netns", "exec", ns, "tc"]).args(args));
-    let ms = humantime::parse_duration(DELAY).expect("a duration");
     match tc(&["qdisc", "add", "dev", net::TARGET_IF, "root", "netem", "delay", DELAY, "limit", "100000"]) {
         Ok(_) => match tc(&["qdisc", "show", "dev", net::TARGET_IF]) {
-            Ok(shown) => (format!("targets' qdisc: {}", shown.trim()), None),
-            Err(e) => (format!("netem {DELAY} added, but `tc qdisc show` failed: {e}"), None),
+            Ok(shown) => format!("targets' qdisc: {}", shown.trim()),
+            Err(e) => format!("netem {DELAY} added, but `tc qdisc show` failed: {e}"),
         },
-        Err(_) => match delay::Delay::start(ns, net::TARGET_IF, ms) {
-            Ok(d) => {
-                (format!("{DELAY} on everything the targets send, through NFQUEUE (no netem in this kernel)"), Some(d))
-            }
-            Err(e) => (format!("NONE: no netem in this kernel, and NFQUEUE failed: {e:#}"), None),
-        },
+        Err(e) => format!("NONE, netem is not available here ({e})"),
     }
 }
 
@@ -189,18 +173,13 @@ fn scan(spec: &LabSpec, truth: &Truth, run: u32, agents: u32) -> anyhow::Result<
         .as_array()
         .map(|o| o.iter().filter(|o| o["state"] == "open").filter_map(|o| o["agent"].as_str()).collect())
         .unwrap_or_default();
-    let rtts: Vec<f64> = doc["observations"]
-        .as_array()
-        .map(|o| o.iter().filter(|o| o["state"] == "open").filter_map(|o| o["rtt_us"].as_f64()).collect())
-        .unwrap_or_default();
-    let rtt_ms = median(rtts).map(|us| us / 1000.0);
     let s = &doc["scan"];
     let time = |key: &str| s[key].as_str().and_then(|t| humantime::parse_rfc3339(t).ok());
     let json_secs = match (time("started_at"), time("finished_at")) {
         (Some(a), Some(b)) => b.duration_since(a).ok().map(|d| d.as_secs()),
         _ => None,
     };
-    Ok(Row { run, agents, wall, json_secs, reporting: reporting.len(), rtt_ms, problem: check(truth, s, &reported) })
+    Ok(Row { run, agents, wall, json_secs, reporting: reporting.len(), problem: check(truth, s, &reported) })
 }
 
 /// What is wrong with a scan's results against the truth, if anything.
@@ -246,11 +225,10 @@ fn figure(row: &Row, rows: &[Row]) -> Figure {
     let short = row.agents == 4 && up.is_none_or(|x| x < TARGET);
     let json = row.json_secs.map(|s| format!(" (JSON started..finished {s} s)")).unwrap_or_default();
     let value = format!(
-        "{:.2} s{json}, {} vs 1 agent; exact against the truth; open ports reported by {} agent(s), median RTT {}{}",
+        "{:.2} s{json}, {} vs 1 agent; exact against the truth; open ports reported by {} agent(s){}",
         row.wall.as_secs_f64(),
         up.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into()),
         row.reporting,
-        row.rtt_ms.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into()),
         if short { format!("; under the target ({TARGET}x)") } else { String::new() }
     );
     Figure { name, value, failed: short }
@@ -286,19 +264,15 @@ fn summary(rows: &[Row]) -> Vec<Figure> {
 }
 
 fn print_table(rows: &[Row]) {
-    println!(
-        "{:<4} {:<7} {:>9} {:>10} {:>9} {:>8}  results",
-        "run", "agents", "wall s", "JSON s", "speed-up", "RTT ms"
-    );
+    println!("{:<4} {:<7} {:>9} {:>10} {:>9}  results", "run", "agents", "wall s", "JSON s", "speed-up");
     for r in rows {
         println!(
-            "{:<4} {:<7} {:>9.2} {:>10} {:>9} {:>8}  {}",
+            "{:<4} {:<7} {:>9.2} {:>10} {:>9}  {}",
             r.run,
             r.agents,
             r.wall.as_secs_f64(),
             r.json_secs.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             speedup(r, rows).map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into()),
-            r.rtt_ms.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
             r.problem.as_deref().unwrap_or("exact")
         );
     }
