@@ -33,6 +33,8 @@ pub enum Check {
     Diff,
     /// Observations/s `vantage serve` stores from --ingest-agents simulated agents, and its peak RSS (no lab needed).
     Ingest,
+    /// The same scan across 1, 2 and 4 agents of one region, with added latency (see `scaling`).
+    Scaling,
 }
 
 impl Check {
@@ -109,6 +111,7 @@ pub fn run(checks: &[Check], prefix: &str, vantage: &Path, configs: &CheckConfig
             (Check::Rate, Some(block)) => figures.extend(rates(block, vantage, &scope, dir.path())?),
             (Check::Diff, _) => figures.extend(diffcheck::run(&configs.diff, vantage)?),
             (Check::Ingest, _) => figures.extend(ingest::run(&configs.ingest, vantage)?),
+            (Check::Scaling, _) => figures.extend(crate::scaling::run(prefix, configs.diff.runs, configs.diff.seed)?),
             (Check::Memory | Check::Rate, None) => unreachable!("the block is up for the checks that need it"),
         }
     }

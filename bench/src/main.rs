@@ -32,6 +32,7 @@ mod ingest;
 mod measure;
 mod parse;
 mod report;
+mod scaling;
 mod services;
 mod synth;
 mod tools;
