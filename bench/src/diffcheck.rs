@@ -30,7 +30,7 @@ use vantage_coordinator::store::{BaselineRecord, Store};
 use vantage_shared::{BaselineEntry, Period};
 
 use crate::checks::Figure;
-use crate::measure::{Measured, measure};
+use crate::measure::{Measured, load_average, load_figure, measure};
 use crate::synth::{self, Synth};
 
 /// The target of issue #6.
@@ -126,12 +126,6 @@ fn own_peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().strip_suffix("kB"));
     kib.and_then(|k| k.trim().parse::<f64>().ok()).map_or(f64::NAN, |k| k / 1024.0)
-}
-
-/// The 1-minute load average: the machine is shared, this says how much.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().next().unwrap_or("?").to_string()
 }
 
 /// The store a check runs on, as written.
@@ -381,15 +375,7 @@ pub fn run(config: &DiffConfig, vantage: &Path) -> anyhow::Result<Vec<Figure>> {
         figures.push(figure(name("diff engine alone"), run_child(Stage::Engine, &data, config), &expected));
         figures.push(figure(name("vantage diff --format json"), run_cli(vantage, &data, config.limit), &expected));
     }
-    figures.push(Figure {
-        name: "diff: load average (1 min)".into(),
-        value: format!(
-            "{load_before} before the runs, {} after, on {} cores",
-            load_average(),
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
-        failed: false,
-    });
+    figures.push(load_figure("diff", &load_before));
     Ok(figures)
 }
 

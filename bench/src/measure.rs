@@ -179,6 +179,26 @@ fn timeval(tv: libc::timeval) -> Duration {
         + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
 }
 
+/// The 1-minute load average: the machine is shared, this says how much.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_string()
+}
+
+/// A check's closing figure: the load before its runs (`before`, from
+/// [`load_average`]) and now, and the cores it shared.
+pub fn load_figure(check: &str, before: &str) -> crate::checks::Figure {
+    crate::checks::Figure {
+        name: format!("{check}: load average (1 min)"),
+        value: format!(
+            "{before} before the runs, {} after, on {} cores",
+            load_average(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+        failed: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

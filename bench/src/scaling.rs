@@ -19,14 +19,13 @@
 //! 4-agent figure when it is less than 3x faster than 1 agent.
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, SocketAddrV4};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
-use vantage_tests::fleet::{AgentSpec, Fleet, FleetSpec, Site};
-use vantage_tests::lab::{CONTROL_ADDR, HostKind, Lab, LabSpec, PortRange, Truth, net};
+use vantage_tests::fleet::{Fleet, FleetSpec};
+use vantage_tests::lab::{HostKind, Lab, LabSpec, PortRange, Truth, net};
 use vantage_tests::proc::run as run_limited;
 
 use crate::checks::Figure;
@@ -142,21 +141,14 @@ fn filtered(truth: &Truth) -> usize {
 
 /// Starts a fleet of `agents` agents and runs the scan once.
 fn scan(spec: &LabSpec, truth: &Truth, run: u32, agents: u32) -> anyhow::Result<Row> {
-    let fleet_agents = (0..agents)
-        .map(|i| AgentSpec {
-            name: format!("agent{i}"),
-            region: REGION.into(),
-            site: Site::Netns(spec.ns_scanner_at(i)),
-            allow: truth.network.clone(),
-        })
-        .collect();
-    let fleet = Fleet::start(&FleetSpec {
-        site: Site::Netns(spec.ns_control()),
-        listen: SocketAddr::V4(SocketAddrV4::new(CONTROL_ADDR, CONTROL_PORT)),
-        scope: truth.network.clone(),
-        serve_args: vec!["--shard-probes".into(), SHARD_PROBES.to_string()],
-        agents: fleet_agents,
-    });
+    let fleet = Fleet::start(&FleetSpec::in_lab(
+        spec,
+        &truth.network,
+        CONTROL_PORT,
+        agents,
+        |_| REGION.into(),
+        vec!["--shard-probes".into(), SHARD_PROBES.to_string()],
+    ));
     let rate = RATE.to_string();
     let mut cmd = fleet.cli();
     cmd.args(["scan", "--mode", "connect", "--targets", &truth.targets(), "--ports", &truth.ports.to_string()]);

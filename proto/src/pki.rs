@@ -320,10 +320,7 @@ pub struct JoinToken {
 impl JoinToken {
     /// A new token with a secret from the operating system's random source.
     pub fn generate(ca_fingerprint: [u8; 32]) -> JoinToken {
-        let mut secret = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-            .expect("the system random source works");
-        JoinToken { secret, ca_fingerprint }
+        JoinToken { secret: rand_bytes(), ca_fingerprint }
     }
 
     /// What the coordinator stores instead of the secret.

@@ -10,7 +10,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::bins;
+use crate::lab::{CONTROL_ADDR, LabSpec};
 use crate::proc::{Guard, free_port, run, wait_for};
 
 /// How long one command may take.
@@ -72,6 +73,36 @@ pub struct FleetSpec {
     /// More `vantage serve` flags (`--shard-probes`, `--lease`, ...).
     pub serve_args: Vec<String>,
     pub agents: Vec<AgentSpec>,
+}
+
+impl FleetSpec {
+    /// A fleet inside a lab: the coordinator in the control namespace at
+    /// `CONTROL_ADDR:port`, in scope `scope`, and one agent per scanner
+    /// namespace (`agents` of them, named `agentN`, in region `region(N)`,
+    /// allowed `scope`).
+    pub fn in_lab(
+        lab: &LabSpec,
+        scope: &str,
+        port: u16,
+        agents: u32,
+        region: impl Fn(u32) -> String,
+        serve_args: Vec<String>,
+    ) -> FleetSpec {
+        FleetSpec {
+            site: Site::Netns(lab.ns_control()),
+            listen: SocketAddr::V4(SocketAddrV4::new(CONTROL_ADDR, port)),
+            scope: scope.to_string(),
+            serve_args,
+            agents: (0..agents)
+                .map(|i| AgentSpec {
+                    name: format!("agent{i}"),
+                    region: region(i),
+                    site: Site::Netns(lab.ns_scanner_at(i)),
+                    allow: scope.to_string(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A fleet's directory (PKI, store, agents' identities, logs) and address,

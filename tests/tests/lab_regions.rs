@@ -8,12 +8,12 @@
 //! Without root, the test skips (and fails when `CI=true`): see `lab::require`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vantage_tests::fleet::{AgentSpec, Fleet, FleetSpec, Site};
-use vantage_tests::lab::{self, CONTROL_ADDR, HostKind, Lab, LabSpec, PortRange, Truth};
+use vantage_tests::fleet::{Fleet, FleetSpec};
+use vantage_tests::lab::{self, HostKind, Lab, LabSpec, PortRange, Truth};
 use vantage_tests::proc::run;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -90,21 +90,14 @@ fn reachability_shows_what_each_region_can_reach() {
     let lab = Lab::up(&spec).expect("lab up");
     let truth = lab.truth().clone();
     assert!(truth.fences().count() > 0, "the lab must fence something for the test to mean anything");
-    let agents = (0..spec.scanners)
-        .map(|i| AgentSpec {
-            name: format!("agent{i}"),
-            region: region(i as usize),
-            site: Site::Netns(spec.ns_scanner_at(i)),
-            allow: truth.network.clone(),
-        })
-        .collect();
-    let fleet = Fleet::start(&FleetSpec {
-        site: Site::Netns(spec.ns_control()),
-        listen: SocketAddr::V4(SocketAddrV4::new(CONTROL_ADDR, CONTROL_PORT)),
-        scope: truth.network.clone(),
-        serve_args: Vec::new(),
-        agents,
-    });
+    let fleet = Fleet::start(&FleetSpec::in_lab(
+        &spec,
+        &truth.network,
+        CONTROL_PORT,
+        spec.scanners,
+        |i| region(i as usize),
+        Vec::new(),
+    ));
 
     let regions: Vec<String> = (0..spec.scanners as usize).map(region).collect();
     let scan = run(

@@ -34,7 +34,7 @@ use vantage_shared::{PortSpec, ProbeOptions, TargetSet};
 
 use crate::checks::Figure;
 use crate::diffcheck::thousands;
-use crate::measure::{Running, proc_cpu, proc_rss_kib};
+use crate::measure::{Running, load_average, load_figure, proc_cpu, proc_rss_kib};
 use agent::{SimAgent, Tallies};
 
 /// The target of issue #5.
@@ -125,15 +125,7 @@ pub fn run(config: &IngestConfig, vantage: &Path) -> anyhow::Result<Vec<Figure>>
             Err(e) => Figure { name, value: format!("FAILED: {e:#}"), failed: true },
         });
     }
-    figures.push(Figure {
-        name: "ingest: load average (1 min)".into(),
-        value: format!(
-            "{load_before} before the runs, {} after, on {} cores",
-            load_average(),
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
-        failed: false,
-    });
+    figures.push(load_figure("ingest", &load_before));
     Ok(figures)
 }
 
@@ -333,10 +325,4 @@ fn free_port() -> std::io::Result<u16> {
 /// User plus system CPU of this process so far.
 fn own_cpu() -> Duration {
     proc_cpu(std::process::id()).unwrap_or_default()
-}
-
-/// The 1-minute load average: the machine is shared, this says how much.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().next().unwrap_or("?").to_string()
 }
