@@ -3,7 +3,8 @@
 //! each (regions r1, r2, r3), a coordinator in the lab's control namespace,
 //! and target hosts whose firewall drops one scanner's packets on some open
 //! ports. `vantage reachability` must show exactly what the lab's truth says
-//! each region can see.
+//! each region can see, and `vantage diff` must confirm each change from
+//! every region.
 //!
 //! Without root, the test skips (and fails when `CI=true`): see `lab::require`.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vantage_tests::fleet::{Fleet, FleetSpec};
+use vantage_tests::lab::nft::Block;
 use vantage_tests::lab::{self, HostKind, Lab, LabSpec, PortRange, Truth};
 use vantage_tests::proc::run;
 
@@ -137,4 +139,103 @@ fn reachability_shows_what_each_region_can_reach() {
     fleet.stop();
     lab.down().expect("lab down");
     eprintln!("reachability from 3 regions checked in {:?}", started.elapsed());
+}
+
+/// `vantage diff` confirms each candidate change from every region with an
+/// agent: the two regions that scanned both periods must each see again what
+/// they saw (a port fenced off from one of them included), and a third
+/// region, which scanned neither period, is a second opinion. The firewall of
+/// the target namespace changes between the scans, as a real one would.
+#[test]
+fn diff_changes_are_confirmed_from_a_second_region() {
+    if !lab::require() {
+        return;
+    }
+    let started = Instant::now();
+    let spec = LabSpec {
+        hosts: 1,
+        open: 6,
+        filtered: 0,
+        fenced: 0,
+        scanners: 3,
+        control: true,
+        ports: PortRange::new(1, 300),
+        seed: 5,
+        ..LabSpec::new(&format!("confirm-{}", std::process::id()))
+    };
+    let lab = Lab::up(&spec).expect("lab up");
+    let truth = lab.truth().clone();
+    let host = &truth.hosts[0];
+    let open: Vec<u16> = host.open.iter().copied().collect();
+    let [new_everywhere, new_fenced_from_r3, closed, flapping, fenced_from_r2, ..] = open[..] else {
+        panic!("the lab host needs 5 open ports, has {open:?}");
+    };
+    let scanner = |i: usize| Some(truth.scanners[i]);
+    let block = |port, from, on| {
+        lab.set_block(Block { addr: host.addr, port, from }, on).expect("nft");
+    };
+    let fleet = Fleet::start(&FleetSpec::in_lab(
+        &spec,
+        &truth.network,
+        CONTROL_PORT,
+        spec.scanners,
+        |i| region(i as usize),
+        Vec::new(),
+    ));
+    let ports = truth.ports.to_string();
+    let scan = |period: &str| {
+        let out = run(
+            fleet
+                .cli()
+                .args(["scan", "--targets", &host.addr.to_string(), "--ports", &ports, "--period", period])
+                .args(["--regions", "r1,r2", "--no-detect", "--timeout", "300ms", "--format", "json"]),
+            LIMIT,
+        );
+        stdout_json("scan", &out);
+    };
+
+    // October: two ports not there yet.
+    block(new_everywhere, None, true);
+    block(new_fenced_from_r3, None, true);
+    scan("2026-10");
+    // November: they open (one fenced off from r3, which scans neither
+    // month), one port closes for good, one closes only while November is
+    // scanned, and r2 loses sight of another.
+    block(new_everywhere, None, false);
+    block(new_fenced_from_r3, None, false);
+    block(new_fenced_from_r3, scanner(2), true);
+    block(closed, None, true);
+    block(flapping, None, true);
+    block(fenced_from_r2, scanner(1), true);
+    scan("2026-11");
+    block(flapping, None, false);
+
+    let out = run(fleet.cli().args(["diff", "2026-10", "2026-11", "--format", "json"]), LIMIT);
+    let doc = stdout_json("diff", &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("re-probing from 3 regions: r1, r2, r3"), "stderr: {stderr}");
+    let got: BTreeMap<(String, u16), (String, bool)> = doc["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            let key = (c["kind"].as_str().expect("kind").to_string(), c["port"].as_u64().expect("port") as u16);
+            (key, (c["status"].as_str().expect("status").to_string(), c["confirmed"].as_bool().expect("flag")))
+        })
+        .collect();
+    let want: BTreeMap<(String, u16), (String, bool)> = [
+        ("new", new_everywhere, "confirmed"),
+        ("new", new_fenced_from_r3, "regions-disagree"),
+        ("closed", closed, "confirmed"),
+        ("closed", flapping, "contradicted"),
+        ("reachability-changed", fenced_from_r2, "confirmed"),
+    ]
+    .into_iter()
+    .map(|(kind, port, status)| ((kind.to_string(), port), (status.to_string(), status == "confirmed")))
+    .collect();
+    assert_eq!(got, want, "diff: {doc:#}");
+    assert!(stderr.contains("3 confirmed changes"), "stderr: {stderr}");
+    fleet.stop();
+    lab.down().expect("lab down");
+    eprintln!("second-region confirmation checked in {:?}", started.elapsed());
 }

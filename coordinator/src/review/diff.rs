@@ -63,6 +63,10 @@ pub struct Change {
     /// What it was and what it is, in words (empty where it did not exist).
     pub before: String,
     pub after: String,
+    /// The regions the port is open from on the later side (empty when it
+    /// is closed there): what each region's re-probe must see again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_in: Vec<String>,
 }
 
 /// The changes from `before` to `after`, both in key order. Errors of either
@@ -144,13 +148,14 @@ where
 }
 
 fn change(kind: ChangeKind, e: &BaselineEntry, before: String, after: String) -> Change {
-    Change { kind, addr: e.addr, proto: e.proto, port: e.port, before, after }
+    Change { kind, addr: e.addr, proto: e.proto, port: e.port, before, after, open_in: e.open_in.clone() }
 }
 
 impl Change {
     /// A "new" seen from the other side is a "closed".
     fn flip(mut self) -> Change {
         self.kind = ChangeKind::Closed;
+        self.open_in.clear();
         self
     }
 }

@@ -156,6 +156,7 @@ expires = "2026-10-31"
             port,
             before: String::new(),
             after: String::new(),
+            open_in: Vec::new(),
         }
     }
 

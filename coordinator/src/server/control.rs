@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -16,7 +16,7 @@ use vantage_shared::convert::{addr_to_bytes, duration_from_wire, time_to_wire};
 use vantage_shared::period::PeriodError;
 use vantage_shared::{BaselineEntry, Period, PortState, Scope};
 
-use super::scheduler::{Scheduler, status_of};
+use super::scheduler::{self, Scheduler, status_of};
 use super::trust::{MAX_TOKEN_TTL, Trust};
 use super::{planner, reachability, review};
 use crate::review::baseline::{self, Sources};
@@ -438,6 +438,7 @@ fn change_to_wire(c: &Change) -> v1::Change {
         before: c.before.clone(),
         after: c.after.clone(),
         confirmed: false,
+        open_in: c.open_in.clone(),
     }
 }
 
@@ -446,12 +447,16 @@ impl ControlService {
         let record = self.store.scan(scan_id)?.ok_or_else(|| Status::not_found(format!("no scan {scan_id}")))?;
         let mut done = ShardStats::default();
         let mut shards_done = 0;
+        let mut by_agent = BTreeMap::new();
         for shard in self.store.shards(scan_id)? {
-            if let ShardState::Done { stats, .. } = shard.state {
+            if let (ShardState::Done { stats, agent, .. }, Some(region)) = (&shard.state, shard.done_region()) {
                 shards_done += 1;
-                done.add(&stats);
+                done.add(stats);
+                scheduler::credit(&mut by_agent, agent, region, stats.probes);
             }
         }
-        Ok(status_of(&record, shards_done, &done))
+        let mut status = status_of(&record, shards_done, &done);
+        status.agents = by_agent.into_values().collect();
+        Ok(status)
     }
 }

@@ -688,6 +688,10 @@ pub struct Change {
     /// Re-probed (and from a second region where there is one) and still true.
     #[prost(bool, tag = "7")]
     pub confirmed: bool,
+    /// The regions the port is open from on the later side (empty when closed
+    /// there): what each region's re-probe must see again.
+    #[prost(string, repeated, tag = "8")]
+    pub open_in: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct DiffEvent {

@@ -156,6 +156,13 @@ impl Lab {
         net::run_in(&self.spec.ns_scanner(), f)
     }
 
+    /// Drops (`on`) or lets through again a port of a target host, from
+    /// everywhere or from one scanner: the firewall changing between scans.
+    /// The truth is not updated; the test knows what it changed.
+    pub fn set_block(&self, block: nft::Block, on: bool) -> Result<(), LabError> {
+        nft::set_block(&self.spec.ns_targets(), block, on)
+    }
+
     /// Tears the lab down now, reporting what went wrong.
     pub fn down(mut self) -> Result<(), LabError> {
         self.armed = false;

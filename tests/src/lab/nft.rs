@@ -78,6 +78,34 @@ pub fn load(ns: &str, ruleset: &str, dir: &Path) -> Result<(), LabError> {
     run(Command::new("ip").args(["netns", "exec", ns, "nft", "-f"]).arg(&path)).map(drop)
 }
 
+/// A port of the live ruleset to drop or let through again, from every
+/// source or from one scanner's address: what a firewall change between two
+/// scans looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// `None`: dropped from everywhere (filtered); else fenced off from this source.
+    pub from: Option<Ipv4Addr>,
+}
+
+impl Block {
+    /// The `nft` element command (`add` or `delete`) for this block.
+    fn command(&self, verb: &str) -> String {
+        let (set, element) = match self.from {
+            None => ("filtered", format!("{} . {}", self.addr, self.port)),
+            Some(src) => ("fenced", format!("{src} . {} . {}", self.addr, self.port)),
+        };
+        format!("{verb} element inet {TABLE} {set} {{ {element} }}")
+    }
+}
+
+/// Adds (`on`) or removes a block in namespace `ns`'s live ruleset.
+pub fn set_block(ns: &str, block: Block, on: bool) -> Result<(), LabError> {
+    let command = block.command(if on { "add" } else { "delete" });
+    run(Command::new("ip").args(["netns", "exec", ns, "nft"]).args(command.split(' '))).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +139,14 @@ mod tests {
         assert!(!ruleset(&plain).contains("nat"));
         let tarpit = Truth::generate(&LabSpec { tarpit: true, ..LabSpec::new("n") });
         assert!(ruleset(&tarpit).contains("ip daddr 198.18.1.4 tcp dport 1-65535 dnat ip to 198.18.1.4:4444"));
+    }
+
+    #[test]
+    fn blocks_are_set_elements() {
+        let addr = "198.18.1.0".parse().unwrap();
+        let all = Block { addr, port: 80, from: None };
+        assert_eq!(all.command("add"), "add element inet vantage_lab filtered { 198.18.1.0 . 80 }");
+        let one = Block { from: Some("198.18.0.2".parse().unwrap()), ..all };
+        assert_eq!(one.command("delete"), "delete element inet vantage_lab fenced { 198.18.0.2 . 198.18.1.0 . 80 }");
     }
 }

@@ -4,8 +4,9 @@
 //! Every candidate change is re-probed first (a low-rate verification scan,
 //! see [`super::confirm`]); only what the re-probe shows again is a
 //! confirmed change. The rest is listed as unconfirmed, never as a change:
-//! contradicted by the re-probe, needing a second region (reachability),
-//! or not re-probed (`--no-confirm`, a first review, too many candidates).
+//! contradicted by the re-probe, seen otherwise by a second region, not
+//! confirmable by the regions at hand, or not re-probed (`--no-confirm`, a
+//! first review, too many candidates).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,7 +62,8 @@ struct ChangeJson {
     #[serde(flatten)]
     change: Change,
     confirmed: bool,
-    /// confirmed, contradicted, needs-second-region, not-reprobed.
+    /// confirmed, contradicted, regions-disagree, unconfirmable (see
+    /// [`Verdict`]), or not-reprobed.
     status: &'static str,
     /// The ignore rule that hides it, if one does.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,15 +143,12 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
         Some(why) if !candidates.is_empty() => eprintln!("not re-probing {} candidates: {why}", candidates.len()),
         Some(_) => {}
         None if candidates.is_empty() => {}
-        None => match confirm::reprobe(global, &candidates, args.confirm_host_rate).await {
-            Ok(seen) => {
+        None => match confirm::reprobe(global, &candidates, args.confirm_host_rate, &scanned(&header)).await {
+            Ok(reprobe) => {
                 for c in &mut changes {
-                    c.status = match judge(&c.change, &seen) {
-                        Verdict::Confirmed => "confirmed",
-                        Verdict::Contradicted => "contradicted",
-                        Verdict::Unconfirmable => "needs-second-region",
-                    };
-                    c.confirmed = c.status == "confirmed";
+                    let verdict = judge(&c.change, &reprobe);
+                    c.status = verdict.word();
+                    c.confirmed = verdict == Verdict::Confirmed;
                 }
             }
             Err(e) => eprintln!("re-probe failed: {e:#}; every change stays unconfirmed"),
@@ -240,6 +239,7 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
                             port: u16::try_from(c.port)?,
                             before: c.before,
                             after: c.after,
+                            open_in: c.open_in,
                         },
                         confirmed: c.confirmed,
                         status: "not-reprobed",
@@ -251,6 +251,11 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
         }
     }
     Ok((header, changes))
+}
+
+/// The regions the later side was scanned from.
+fn scanned(header: &v1::DiffHeader) -> Vec<String> {
+    header.to.as_ref().map(|b| b.regions.clone()).unwrap_or_default()
 }
 
 fn change_kind(k: v1::ChangeKind) -> Option<ChangeKind> {

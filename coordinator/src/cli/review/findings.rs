@@ -260,16 +260,18 @@ async fn confirm_closures(global: &GlobalArgs, args: &ReviewArgs, closing: &[v1:
                 port: u16::try_from(p.port).ok()?,
                 before: String::new(),
                 after: String::new(),
+                open_in: Vec::new(),
             };
             Some((change, p))
         })
         .collect();
     let refs: Vec<&Change> = candidates.iter().map(|(c, _)| c).collect();
     eprintln!("re-probing {} closed ports before their findings count as remediated", refs.len());
-    match confirm::reprobe(global, &refs, args.confirm_host_rate).await {
-        Ok(seen) => candidates
+    // A closure is judged the same whatever regions scanned the period.
+    match confirm::reprobe(global, &refs, args.confirm_host_rate, &[]).await {
+        Ok(reprobe) => candidates
             .iter()
-            .filter(|(c, _)| judge(c, &seen) == Verdict::Confirmed)
+            .filter(|(c, _)| judge(c, &reprobe) == Verdict::Confirmed)
             .map(|(_, p)| (*p).clone())
             .collect(),
         Err(e) => {

@@ -530,13 +530,7 @@ impl LiveScan {
 
     /// A finished shard counts for the agent that ran it.
     fn credit(&mut self, agent_id: &str, region: &str, probes: u64) {
-        let p = self.by_agent.entry(agent_id.to_string()).or_insert_with(|| v1::AgentProgress {
-            agent_id: agent_id.to_string(),
-            region: region.to_string(),
-            ..Default::default()
-        });
-        p.probes_done += probes;
-        p.shards_done += 1;
+        credit(&mut self.by_agent, agent_id, region, probes);
     }
 
     fn publish(&self, leases: &HashMap<UnitId, Lease>) {
@@ -555,6 +549,17 @@ impl LiveScan {
         status.agents = agents.into_values().collect();
         self.status.send_replace(status);
     }
+}
+
+/// A finished shard counts for the agent that ran it.
+pub fn credit(by_agent: &mut BTreeMap<String, v1::AgentProgress>, agent_id: &str, region: &str, probes: u64) {
+    let p = by_agent.entry(agent_id.to_string()).or_insert_with(|| v1::AgentProgress {
+        agent_id: agent_id.to_string(),
+        region: region.to_string(),
+        ..Default::default()
+    });
+    p.probes_done += probes;
+    p.shards_done += 1;
 }
 
 /// A scan's status from its record and the sum of its finished shards.
