@@ -6,6 +6,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -26,6 +28,24 @@ fn ok(data: &Path, args: &[&str]) -> std::process::Output {
 
 fn json(data: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&ok(data, args).stdout).expect("one JSON document")
+}
+
+/// A listener that greets like OpenSSH 9.2p1, or like vsftpd 3.0.3 while
+/// `ftp` is set (at most 200 connections).
+fn switching(ftp: Arc<AtomicBool>) -> TcpListener {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = l.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for mut s in server.incoming().take(200).flatten() {
+            let greeting: &[u8] = if ftp.load(Ordering::SeqCst) {
+                b"220 (vsFTPd 3.0.3)\r\n"
+            } else {
+                b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
+            };
+            let _ = s.write_all(greeting);
+        }
+    });
+    l
 }
 
 /// A listener that greets like OpenSSH 9.2p1 (at most 50 connections).
@@ -212,12 +232,44 @@ fn a_closure_the_reprobe_contradicts_remediates_nothing() {
     let again = TcpListener::bind(("127.0.0.1", p)).unwrap();
     let out = ok(dir, &["review", "2026-11", "--format", "json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("1 findings on ports that closed stay as they were"), "{stderr}");
+    assert!(stderr.contains("1 findings that no longer apply stay as they were"), "{stderr}");
     let f = find(&json(dir, &["findings", "--all", "--format", "json"]), p, "undocumented").clone();
     assert_eq!(f["status"], "open", "{f:#}");
     // Without a re-probe nothing is confirmed either.
     drop(again);
     let out = ok(dir, &["review", "2026-11", "--no-confirm"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not re-probing 1 closed ports (--no-confirm)"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not re-probing 1 ports whose findings would be remediated (--no-confirm)"), "{stderr}");
     assert_eq!(find(&json(dir, &["findings", "--all", "--format", "json"]), p, "undocumented")["status"], "open");
+}
+
+#[test]
+fn a_service_change_remediates_only_once_a_reprobe_sees_it() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let ftp = Arc::new(AtomicBool::new(false));
+    let listener = switching(ftp.clone());
+    let p = port(&listener);
+    // October: remote access, undocumented: a critical exposure.
+    scan(dir, &[p], "2026-10");
+    ok(dir, &["review", "2026-10"]);
+    let exposed =
+        |dir: &Path| find(&json(dir, &["findings", "--all", "--format", "json"]), p, "exposed-service").clone();
+    assert_eq!(exposed(dir)["status"], "open");
+    // November's scan meets an FTP server there, but SSH is back by the review.
+    ftp.store(true, Ordering::SeqCst);
+    scan(dir, &[p], "2026-11");
+    ftp.store(false, Ordering::SeqCst);
+    let out = ok(dir, &["review", "2026-11"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("re-probing 0 closed ports and 1 changed ones"), "{stderr}");
+    assert!(stderr.contains("1 findings that no longer apply stay as they were"), "{stderr}");
+    assert_eq!(exposed(dir)["status"], "open", "a change the re-probe did not see remediates nothing");
+    // The FTP server is there to stay: the re-probe sees it, and the SSH exposure is remediated.
+    ftp.store(true, Ordering::SeqCst);
+    let out = ok(dir, &["review", "2026-11"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 remediated"), "{stderr}");
+    assert_eq!(exposed(dir)["status"], "remediated");
+    drop(listener);
 }

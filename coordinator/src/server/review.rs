@@ -10,9 +10,10 @@ use std::time::SystemTime;
 use tonic::Status;
 use vantage_proto::v1;
 use vantage_shared::convert::{addr_from_bytes, addr_to_bytes, time_from_wire};
-use vantage_shared::{Period, PortSpec, Proto, TargetSet, TargetSpec};
+use vantage_shared::{BaselineEntry, Method, Period, PortSpec, Proto, TargetSet, TargetSpec};
 
 use crate::review::baseline;
+use crate::review::diff::describe_facts;
 use crate::review::findings::{Coverage, Finding, Knowledge, PortRef, Status as FindingStatus, evaluate, reconcile};
 use crate::review::inventory::Inventory;
 use crate::review::policy::Policy;
@@ -146,8 +147,9 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         };
         covered.push((targets.resolve(), ports, if scan.is_udp() { Proto::Udp } else { Proto::Tcp }));
     }
+    // Closed ports and open ones are disjoint: one set holds both confirmations.
     let confirmed: Option<BTreeSet<PortRef>> = if req.confirm_closures {
-        Some(req.confirmed_closed.iter().map(port_from_wire).collect::<Result<_, _>>()?)
+        Some(req.confirmed_closed.iter().chain(&req.confirmed_changed).map(port_from_wire).collect::<Result<_, _>>()?)
     } else {
         None
     };
@@ -164,7 +166,7 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         let candidates = evaluate(entries, record.regions.len(), knowledge, record.built_at);
         let is_covered =
             |addr, proto, port| covered.iter().any(|(t, p, pr)| *pr == proto && p.contains(port) && t.contains(addr));
-        let coverage = Coverage { scanned: &is_covered, confirmed_closed: confirmed.as_ref() };
+        let coverage = Coverage { scanned: &is_covered, confirmed: confirmed.as_ref() };
         let mut id_error = None;
         let outcome =
             reconcile(store2.findings()?, candidates, period, record.built_at, &inputs.policy, coverage, || {
@@ -182,11 +184,22 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         if !plan_only {
             store2.put_findings(&outcome.findings)?;
         }
-        Ok((outcome, record, inputs.knowledge))
+        // What a re-probe must see again on ports whose findings change away
+        // (read again: few ports, and the entries went into the judging).
+        let mut changing = Vec::new();
+        if !outcome.changing.is_empty() {
+            for e in store2.baseline_entries(record.period, record.revision) {
+                let e = e?;
+                if outcome.changing.contains(&(e.addr, e.proto, e.port)) {
+                    changing.push(expected_change(&e));
+                }
+            }
+        }
+        Ok((outcome, record, inputs.knowledge, changing))
     })
     .await
     .map_err(|e| Status::internal(format!("review task: {e}")))??;
-    let (outcome, record, knowledge) = outcome;
+    let (outcome, record, knowledge, changing) = outcome;
     if !plan_only {
         store.flush().await?;
         tracing::info!(
@@ -213,7 +226,25 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
             })
             .collect(),
         unconfirmed: outcome.unconfirmed as u64,
+        changing,
     })
+}
+
+/// The change a re-probe must see again on a port that stays open while its
+/// finding goes: the period's service, or only the port open when the period
+/// named none.
+fn expected_change(e: &BaselineEntry) -> v1::Change {
+    let facts = e.service.as_ref().filter(|f| f.method != Method::PortGuess);
+    let kind = if facts.is_some() { v1::ChangeKind::ServiceChanged } else { v1::ChangeKind::New };
+    v1::Change {
+        kind: kind as i32,
+        addr: addr_to_bytes(e.addr),
+        proto: v1::Proto::from(e.proto) as i32,
+        port: u32::from(e.port),
+        after: facts.map(describe_facts).unwrap_or_default(),
+        open_in: e.open_in.clone(),
+        ..Default::default()
+    }
 }
 
 fn port_from_wire(p: &v1::PortRef) -> Result<PortRef, Status> {

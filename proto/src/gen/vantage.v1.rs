@@ -804,6 +804,11 @@ pub struct ReviewRequest {
     pub confirm_closures: bool,
     #[prost(message, repeated, tag = "4")]
     pub confirmed_closed: ::prost::alloc::vec::Vec<PortRef>,
+    /// With confirm_closures too: a finding that no longer applies while its
+    /// port stays open (what listens changed) is remediated only when the port
+    /// is in confirmed_changed (a re-probe saw it as the period did).
+    #[prost(message, repeated, tag = "5")]
+    pub confirmed_changed: ::prost::alloc::vec::Vec<PortRef>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PortRef {
@@ -837,9 +842,15 @@ pub struct ReviewSummary {
     /// the port is no longer open.
     #[prost(message, repeated, tag = "8")]
     pub closing: ::prost::alloc::vec::Vec<PortRef>,
-    /// Closed ports a re-probe did not confirm: their findings stay as they were.
+    /// Findings a re-probe did not confirm gone: they stay as they were.
     #[prost(uint64, tag = "9")]
     pub unconfirmed: u64,
+    /// Open ports whose findings are (or would be) remediated because what
+    /// listens there changed: the change a re-probe must see again (kind
+    /// SERVICE_CHANGED with the period's service in `after`, or NEW when the
+    /// period saw no service, for the port to be open at all).
+    #[prost(message, repeated, tag = "10")]
+    pub changing: ::prost::alloc::vec::Vec<Change>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListFindingsRequest {}

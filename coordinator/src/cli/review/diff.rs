@@ -230,21 +230,9 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
             Some(v1::diff_event::Body::Header(h)) => header = h,
             Some(v1::diff_event::Body::Changes(batch)) => {
                 for c in batch.changes {
-                    changes.push(ChangeJson {
-                        change: Change {
-                            kind: change_kind(c.kind())
-                                .ok_or_else(|| anyhow::anyhow!("unknown change kind {}", c.kind))?,
-                            addr: addr_from_bytes(&c.addr)?,
-                            proto: if c.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
-                            port: u16::try_from(c.port)?,
-                            before: c.before,
-                            after: c.after,
-                            open_in: c.open_in,
-                        },
-                        confirmed: c.confirmed,
-                        status: "not-reprobed",
-                        ignored_by: None,
-                    });
+                    let confirmed = c.confirmed;
+                    let change = change_from_wire(c)?;
+                    changes.push(ChangeJson { change, confirmed, status: "not-reprobed", ignored_by: None });
                 }
             }
             None => {}
@@ -256,6 +244,18 @@ async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Res
 /// The regions the later side was scanned from.
 fn scanned(header: &v1::DiffHeader) -> Vec<String> {
     header.to.as_ref().map(|b| b.regions.clone()).unwrap_or_default()
+}
+
+pub fn change_from_wire(c: v1::Change) -> anyhow::Result<Change> {
+    Ok(Change {
+        kind: change_kind(c.kind()).ok_or_else(|| anyhow::anyhow!("unknown change kind {}", c.kind))?,
+        addr: addr_from_bytes(&c.addr)?,
+        proto: if c.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
+        port: u16::try_from(c.port)?,
+        before: c.before,
+        after: c.after,
+        open_in: c.open_in,
+    })
 }
 
 fn change_kind(k: v1::ChangeKind) -> Option<ChangeKind> {

@@ -14,10 +14,11 @@ use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
 use vantage_proto::v1;
-use vantage_shared::convert::{addr_from_bytes, time_to_wire};
-use vantage_shared::{Period, Proto};
+use vantage_shared::Period;
+use vantage_shared::convert::{addr_to_bytes, time_to_wire};
 
 use super::confirm;
+use super::diff::change_from_wire;
 
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, rfc3339, table};
@@ -184,18 +185,18 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
             eprintln!("stored {}: {}", info.name, info.summary);
         }
         let plan = v1::ReviewRequest { period: period.to_string(), plan_only: true, ..Default::default() };
-        anyhow::Ok(conn.control.review(plan).await.map_err(status_error)?.into_inner().closing)
+        anyhow::Ok(conn.control.review(plan).await.map_err(status_error)?.into_inner())
     }
     .await;
     conn.close().await;
-    let closing = result?;
-    let confirmed_closed = confirm_closures(global, &args, &closing).await;
+    let (confirmed_closed, confirmed_changed) = confirm_gone(global, &args, &result?).await?;
     let mut conn = Connection::open(global, Needs::StoreOnly).await?;
     let result = async {
         let request = v1::ReviewRequest {
             period: period.to_string(),
             confirm_closures: true,
             confirmed_closed,
+            confirmed_changed,
             ..Default::default()
         };
         let summary = conn.control.review(request).await.map_err(status_error)?;
@@ -223,7 +224,7 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
     );
     if summary.unconfirmed > 0 {
         eprintln!(
-            "{} findings on ports that closed stay as they were: the re-probe did not confirm the closure",
+            "{} findings that no longer apply stay as they were: the re-probe did not confirm the port closed or changed",
             summary.unconfirmed
         );
     }
@@ -232,53 +233,66 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
     print_list(&active, args.format, now)
 }
 
-/// Re-probes the ports whose findings a review would remediate because they
-/// closed; the ones still closed. A failed or skipped re-probe confirms
+/// Re-probes the ports whose findings a review would remediate: closed ones
+/// (still closed?) and open ones whose service changed (still as the period
+/// saw it?), in one verification scan from every region with an agent. The
+/// confirmed ones, closed and changed. A failed or skipped re-probe confirms
 /// nothing, so nothing is remediated on its word.
-async fn confirm_closures(global: &GlobalArgs, args: &ReviewArgs, closing: &[v1::PortRef]) -> Vec<v1::PortRef> {
-    if closing.is_empty() {
-        return Vec::new();
+async fn confirm_gone(
+    global: &GlobalArgs,
+    args: &ReviewArgs,
+    plan: &v1::ReviewSummary,
+) -> anyhow::Result<(Vec<v1::PortRef>, Vec<v1::PortRef>)> {
+    let total = plan.closing.len() + plan.changing.len();
+    if total == 0 {
+        return Ok((Vec::new(), Vec::new()));
     }
     let why_not = if args.no_confirm {
         Some("--no-confirm")
-    } else if closing.len() > confirm::MAX_CANDIDATES {
+    } else if total > confirm::MAX_CANDIDATES {
         Some("too many to re-probe")
     } else {
         None
     };
     if let Some(why) = why_not {
-        eprintln!("not re-probing {} closed ports ({why}): their findings stay as they were", closing.len());
-        return Vec::new();
+        eprintln!("not re-probing {total} ports whose findings would be remediated ({why}): they stay as they were");
+        return Ok((Vec::new(), Vec::new()));
     }
-    let candidates: Vec<(Change, &v1::PortRef)> = closing
-        .iter()
-        .filter_map(|p| {
-            let change = Change {
-                kind: ChangeKind::Closed,
-                addr: addr_from_bytes(&p.addr).ok()?,
-                proto: if p.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
-                port: u16::try_from(p.port).ok()?,
-                before: String::new(),
-                after: String::new(),
-                open_in: Vec::new(),
-            };
-            Some((change, p))
+    let closed = plan.closing.iter().map(|p| {
+        change_from_wire(v1::Change {
+            kind: v1::ChangeKind::Closed as i32,
+            addr: p.addr.clone(),
+            proto: p.proto,
+            port: p.port,
+            ..Default::default()
         })
-        .collect();
-    let refs: Vec<&Change> = candidates.iter().map(|(c, _)| c).collect();
-    eprintln!("re-probing {} closed ports before their findings count as remediated", refs.len());
-    // A closure is judged the same whatever regions scanned the period.
-    match confirm::reprobe(global, &refs, args.confirm_host_rate, &[]).await {
-        Ok(reprobe) => candidates
-            .iter()
-            .filter(|(c, _)| judge(c, &reprobe) == Verdict::Confirmed)
-            .map(|(_, p)| (*p).clone())
-            .collect(),
+    });
+    let changed = plan.changing.iter().cloned().map(change_from_wire);
+    let candidates: Vec<Change> = closed.chain(changed).collect::<anyhow::Result<_>>()?;
+    let refs: Vec<&Change> = candidates.iter().collect();
+    eprintln!(
+        "re-probing {} closed ports and {} changed ones before their findings count as remediated",
+        plan.closing.len(),
+        plan.changing.len()
+    );
+    let scanned = plan.baseline.as_ref().map(|b| b.regions.clone()).unwrap_or_default();
+    let reprobe = match confirm::reprobe(global, &refs, args.confirm_host_rate, &scanned).await {
+        Ok(reprobe) => reprobe,
         Err(e) => {
-            eprintln!("re-probe failed: {e:#}; no closure is confirmed");
-            Vec::new()
+            eprintln!("re-probe failed: {e:#}; no remediation is confirmed");
+            return Ok((Vec::new(), Vec::new()));
         }
+    };
+    let port_ref = |c: &Change| v1::PortRef {
+        addr: addr_to_bytes(c.addr),
+        proto: v1::Proto::from(c.proto) as i32,
+        port: u32::from(c.port),
+    };
+    let (mut closed, mut changed) = (Vec::new(), Vec::new());
+    for c in candidates.iter().filter(|c| judge(c, &reprobe) == Verdict::Confirmed) {
+        if c.kind == ChangeKind::Closed { &mut closed } else { &mut changed }.push(port_ref(c));
     }
+    Ok((closed, changed))
 }
 
 fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocumentRequest> {

@@ -25,13 +25,14 @@ use super::{Candidate, Event, Finding, FindingKey, Status, hours_text};
 /// A port, as closures are confirmed.
 pub type PortRef = (IpAddr, Proto, u16);
 
-/// What may remediate a finding whose port is gone.
+/// What may remediate a finding that no longer applies.
 pub struct Coverage<'a> {
     /// Whether the period's scans probed a port at all.
     pub scanned: &'a dyn Fn(IpAddr, Proto, u16) -> bool,
-    /// The closed ports a re-probe confirmed; `None` when no confirmation is
-    /// asked for (every covered closure counts).
-    pub confirmed_closed: Option<&'a BTreeSet<PortRef>>,
+    /// The ports a re-probe confirmed: closed ones seen closed again, open
+    /// ones whose service changed seen as the period saw them. `None` when
+    /// no confirmation is asked for (every covered port counts).
+    pub confirmed: Option<&'a BTreeSet<PortRef>>,
 }
 
 /// A review's findings and what changed.
@@ -48,15 +49,18 @@ pub struct Outcome {
     /// The ports whose findings are remediated because they closed (the
     /// ones to re-probe, when planning).
     pub closing: BTreeSet<PortRef>,
-    /// Findings on closed ports a re-probe did not confirm closed: left as they were.
+    /// The open ports whose findings are remediated because what listens
+    /// there changed (to re-probe as well: detection varies too).
+    pub changing: BTreeSet<PortRef>,
+    /// Findings a re-probe did not confirm gone: left as they were.
     pub unconfirmed: usize,
 }
 
 /// Reconciles `existing` findings with a review's `candidates` for
 /// `period`, whose baseline was built at `seen_at`. `next_id` names new
 /// findings. A finding whose port closed is remediated only on a port the
-/// period's scans covered and, when `covered` asks for it, whose closure a
-/// re-probe confirmed.
+/// period's scans covered and, when `covered` asks for it, whose closure (or
+/// change, for a port still open) a re-probe confirmed.
 pub fn reconcile(
     existing: Vec<Finding>,
     candidates: Vec<Candidate>,
@@ -148,11 +152,13 @@ pub fn reconcile(
             out.not_covered += 1;
             continue;
         }
-        let how = if open_ports.contains(&port) {
-            "no longer applies (the port is open; what it is changed)"
-        } else if covered.confirmed_closed.is_some_and(|c| !c.contains(&port)) {
+        if covered.confirmed.is_some_and(|c| !c.contains(&port)) {
             out.unconfirmed += 1;
             continue;
+        }
+        let how = if open_ports.contains(&port) {
+            out.changing.insert(port);
+            "no longer applies (the port is open; what it is changed)"
         } else {
             out.closing.insert(port);
             "port no longer open"

@@ -1,6 +1,7 @@
 //! Findings from the sample register, inventory and vulnerability files of
 //! `coordinator/tests/data`, judged and reconciled over several months.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -154,7 +155,7 @@ fn a_policy_file_changes_severity_and_deadline() {
 fn review(w: &World, existing: Vec<Finding>, entries: Vec<BaselineEntry>, period: &str, at: SystemTime) -> Outcome {
     let candidates = evaluate(entries, 1, w.knowledge(), at);
     let mut n = existing.len();
-    let all = Coverage { scanned: &|_, _, _| true, confirmed_closed: None };
+    let all = Coverage { scanned: &|_, _, _| true, confirmed: None };
     reconcile(existing, candidates, period.parse::<Period>().unwrap(), at, &w.policy, all, || {
         n += 1;
         format!("F-{n}")
@@ -205,7 +206,7 @@ fn an_uncovered_port_is_not_remediated() {
         "2026-11".parse().unwrap(),
         nov(),
         &w.policy,
-        Coverage { scanned: &|_, _, p| p != 3306, confirmed_closed: None },
+        Coverage { scanned: &|_, _, p| p != 3306, confirmed: None },
         || unreachable!("nothing new"),
     );
     assert_eq!((out.remediated, out.not_covered), (0, 1));
@@ -264,13 +265,45 @@ fn a_closure_counts_only_when_a_reprobe_confirmed_it() {
     assert_eq!(plan.closing, [db, ssh].into());
     // The re-probe saw the database port open again: only ssh's closure counts.
     let confirmed = [ssh].into();
-    let cover = Coverage { scanned: &|_, _, _| true, confirmed_closed: Some(&confirmed) };
+    let cover = Coverage { scanned: &|_, _, _| true, confirmed: Some(&confirmed) };
     let out =
         reconcile(oct.findings, Vec::new(), "2026-11".parse().unwrap(), nov(), &w.policy, cover, || unreachable!());
     assert_eq!((out.remediated, out.unconfirmed), (1, 1));
     assert_eq!(out.findings.len(), 1);
     assert_eq!(out.findings[0].key.port, 22);
     assert_eq!(out.closing, [ssh].into());
+}
+
+#[test]
+fn a_change_of_what_listens_counts_only_when_a_reprobe_confirmed_it() {
+    let w = world();
+    let oct = review(&w, vec![], vec![port("198.18.0.10", 3306, Some(mysql()), &["eu"])], "2026-10", nov() - day(31));
+    let exposed: Vec<_> = oct.findings.iter().filter(|f| f.key.kind == Kind::ExposedService).cloned().collect();
+    assert_eq!(exposed.len(), 1, "{:?}", oct.findings);
+    let db: PortRef = ("198.18.0.10".parse().unwrap(), vantage_shared::Proto::Tcp, 3306);
+    // November: the port is open, but no longer a database.
+    let web = ServiceFacts::named("http").product("nginx").version("1.22.1");
+    let nov_candidates = || evaluate([port("198.18.0.10", 3306, Some(web.clone()), &["eu"])], 1, w.knowledge(), nov());
+    let run = |confirmed: &BTreeSet<PortRef>| {
+        let cover = Coverage { scanned: &|_, _, _| true, confirmed: Some(confirmed) };
+        let mut n = 10;
+        reconcile(exposed.clone(), nov_candidates(), "2026-11".parse().unwrap(), nov(), &w.policy, cover, || {
+            n += 1;
+            format!("F-{n}")
+        })
+    };
+    // Not confirmed: the exposure stays open, counted as unconfirmed.
+    let out = run(&BTreeSet::new());
+    assert_eq!((out.remediated, out.unconfirmed), (0, 1));
+    assert!(out.changing.is_empty() && out.closing.is_empty());
+    // Planning (no confirmation asked) names the port to re-probe; confirmed, it is remediated.
+    let plan =
+        review(&w, exposed.clone(), vec![port("198.18.0.10", 3306, Some(web.clone()), &["eu"])], "2026-11", nov());
+    assert_eq!(plan.changing, [db].into());
+    let out = run(&[db].into());
+    assert_eq!((out.remediated, out.unconfirmed), (1, 0));
+    let f = out.findings.iter().find(|f| f.key.kind == Kind::ExposedService).unwrap();
+    assert!(matches!(f.status, Status::Remediated { .. }), "{f:?}");
 }
 
 #[test]
