@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::cpe::{Cpe, CpeError};
+use super::cpe::{Component, Cpe, CpeError};
 use super::kev::{self, KevCatalog, KevEntry};
 use super::matching::{Detection, Evidence, Matcher};
 use super::nvd::{self, CveRecord, Cvss, NvdFeed};
@@ -177,22 +177,30 @@ impl VulnDb {
     /// hits first, then by score (highest first) and id. Only hits with
     /// [`Evidence::Shown`] may be reported as vulnerabilities.
     pub fn matches_cpe(&self, cpe: &Cpe) -> Vec<VulnHit> {
-        let detection = Detection::new(cpe);
         let (vendor, product) = (cpe.vendor.key(), cpe.product.key());
-        let any = || "*".to_string();
-        let mut keys = vec![(vendor.clone(), product.clone()), (any(), product), (vendor, any()), (any(), any())];
-        keys.sort();
-        keys.dedup();
+        // The detection as it is, and as the other vendors its product was filed under.
+        let mut names = vec![cpe.clone()];
+        names.extend(
+            vendor_aliases(&vendor, &product).map(|v| Cpe { vendor: Component::Value(v.into()), ..cpe.clone() }),
+        );
         let mut best: BTreeMap<u32, (Evidence, Vec<u32>)> = BTreeMap::new();
-        for entries in keys.iter().filter_map(|k| self.by_product.get(k)) {
-            for Indexed { cve, criterion, matcher } in entries {
-                let Some(evidence) = matcher.check(&detection) else { continue };
-                let slot = best.entry(*cve).or_insert((evidence, Vec::new()));
-                if evidence > slot.0 {
-                    *slot = (evidence, Vec::new());
-                }
-                if evidence == slot.0 {
-                    slot.1.push(*criterion);
+        for name in &names {
+            let detection = Detection::new(name);
+            let (vendor, product) = (name.vendor.key(), name.product.key());
+            let any = || "*".to_string();
+            let mut keys = vec![(vendor.clone(), product.clone()), (any(), product), (vendor, any()), (any(), any())];
+            keys.sort();
+            keys.dedup();
+            for entries in keys.iter().filter_map(|k| self.by_product.get(k)) {
+                for Indexed { cve, criterion, matcher } in entries {
+                    let Some(evidence) = matcher.check(&detection) else { continue };
+                    let slot = best.entry(*cve).or_insert((evidence, Vec::new()));
+                    if evidence > slot.0 {
+                        *slot = (evidence, Vec::new());
+                    }
+                    if evidence == slot.0 && !slot.1.contains(criterion) {
+                        slot.1.push(*criterion);
+                    }
                 }
             }
         }
@@ -329,6 +337,28 @@ fn source(path: &Path, format: FeedFormat, published: Option<String>, entries: u
     SourceFile { name, format, published, entries }
 }
 
+/// Products that NVD files under more than one vendor over the years (a
+/// vendor bought, renamed, or a project moved to a foundation): older CVEs
+/// name the old vendor, newer ones the new, and a detector writes one of
+/// them. Each row is the product and every vendor it has been filed under.
+const VENDOR_ALIASES: &[(&str, &[&str])] = &[
+    ("nginx", &["nginx", "f5"]),
+    ("mysql", &["oracle", "mysql"]),
+    ("rabbitmq", &["vmware", "pivotal_software", "broadcom"]),
+    ("mosquitto", &["eclipse", "mosquitto"]),
+    ("elasticsearch", &["elastic", "elasticsearch"]),
+    ("jenkins", &["jenkins", "cloudbees"]),
+];
+
+/// The other vendors the same product has been filed under.
+fn vendor_aliases<'a>(vendor: &'a str, product: &'a str) -> impl Iterator<Item = &'static str> + 'a {
+    VENDOR_ALIASES
+        .iter()
+        .filter(move |(p, vendors)| *p == product && vendors.contains(&vendor))
+        .flat_map(|(_, vendors)| vendors.iter().copied())
+        .filter(move |v| *v != vendor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +388,24 @@ mod tests {
 
     fn ids(db: &VulnDb, cpe: &str) -> Vec<(String, Evidence)> {
         db.matches(cpe).unwrap().into_iter().map(|h| (h.cve, h.evidence)).collect()
+    }
+
+    #[test]
+    fn a_product_filed_under_several_vendors_is_matched_under_each() {
+        let db = VulnDb::from_data(VulnData {
+            cves: vec![
+                record("CVE-2099-9200", &["cpe:2.3:a:nginx:nginx:1.22.1:*:*:*:*:*:*:*"]),
+                record("CVE-2099-9201", &["cpe:2.3:a:f5:nginx:1.22.1:*:*:*:*:*:*:*"]),
+                record("CVE-2099-9202", &["cpe:2.3:a:acme:nginx:1.22.1:*:*:*:*:*:*:*"]),
+            ],
+            ..VulnData::default()
+        });
+        let shown = |id: &str| (id.to_string(), Evidence::Shown);
+        let both = [shown("CVE-2099-9200"), shown("CVE-2099-9201")];
+        assert_eq!(ids(&db, "cpe:2.3:a:f5:nginx:1.22.1:*:*:*:*:*:*:*"), both, "the detector's vendor is f5");
+        assert_eq!(ids(&db, "cpe:2.3:a:nginx:nginx:1.22.1:*:*:*:*:*:*:*"), both);
+        assert_eq!(ids(&db, "cpe:2.3:a:acme:nginx:1.22.1:*:*:*:*:*:*:*"), [shown("CVE-2099-9202")], "no alias");
+        assert_eq!(vendor_aliases("oracle", "mysql").collect::<Vec<_>>(), ["mysql"]);
     }
 
     #[test]
