@@ -19,6 +19,22 @@ use crate::target::TargetSet;
 /// and much larger ones spread badly over agents.
 pub const DEFAULT_SHARD_PROBES: u64 = 32_768;
 
+/// How long one shard should take at its agent's pace: long enough that the
+/// end-of-shard wait for late answers and the bookkeeping are noise, short
+/// enough that a lost agent costs little and the work spreads over agents.
+pub const SHARD_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Bounds of a shard sized from a rate.
+pub const MIN_SIZED_PROBES: u64 = 1_024;
+pub const MAX_SIZED_PROBES: u64 = 1 << 22;
+
+/// Probes in a shard that takes about [`SHARD_TIME`] at `rate` probes per
+/// second, within [`MIN_SIZED_PROBES`]..=[`MAX_SIZED_PROBES`].
+pub fn sized_for(rate: f64) -> u64 {
+    let probes = rate * SHARD_TIME.as_secs_f64();
+    if probes.is_nan() { DEFAULT_SHARD_PROBES } else { (probes as u64).clamp(MIN_SIZED_PROBES, MAX_SIZED_PROBES) }
+}
+
 /// One slice of a scan: these addresses × these ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
@@ -167,5 +183,14 @@ mod tests {
             let expected: HashSet<_> = t.iter().flat_map(|a| p.iter().map(move |port| (a, port))).collect();
             prop_assert_eq!(unique, expected);
         }
+    }
+
+    #[test]
+    fn shards_sized_from_a_rate_take_about_thirty_seconds() {
+        assert_eq!(sized_for(1_000.0), 30_000);
+        assert_eq!(sized_for(10.0), MIN_SIZED_PROBES, "a slow agent still gets a useful shard");
+        assert_eq!(sized_for(1e9), MAX_SIZED_PROBES);
+        assert_eq!(sized_for(f64::NAN), DEFAULT_SHARD_PROBES);
+        assert_eq!(sized_for(-5.0), MIN_SIZED_PROBES);
     }
 }

@@ -9,7 +9,6 @@ use clap::Args;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vantage_agent::process::cancel_on_signals;
-use vantage_shared::shard::DEFAULT_SHARD_PROBES;
 
 use super::{GlobalArgs, UsageError};
 use crate::server::{Coordinator, CoordinatorConfig, Security};
@@ -22,9 +21,12 @@ pub struct ServeArgs {
     #[arg(long, env = ENV_LISTEN, default_value = "127.0.0.1:7420")]
     pub listen: String,
 
-    /// Probes per shard: smaller shards spread better over agents, larger ones cost less bookkeeping.
-    #[arg(long, default_value_t = DEFAULT_SHARD_PROBES)]
-    pub shard_probes: u64,
+    /// Probes per shard, fixed. By default each scan's shards are sized to take about 30 s at
+    /// the pace its region's agents showed on their last shards (or at the scan's --rate when
+    /// lower; 32,768 probes before anything was measured): smaller shards spread better over
+    /// agents and lose less with a dead one, larger ones cost less bookkeeping.
+    #[arg(long, value_name = "N")]
+    pub shard_probes: Option<u64>,
 
     /// A lease without progress for this long is taken back and given to another agent.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
@@ -36,7 +38,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
-    if args.shard_probes == 0 {
+    if args.shard_probes == Some(0) {
         return Err(UsageError("--shard-probes must be at least 1".into()).into());
     }
     let data_dir = global.data_dir();

@@ -16,6 +16,7 @@ use vantage_shared::convert::{addr_to_bytes, duration_from_wire, time_to_wire};
 use vantage_shared::period::PeriodError;
 use vantage_shared::{BaselineEntry, Period, PortState, Scope};
 
+use super::planner::ShardSizing;
 use super::scheduler::{self, Scheduler, status_of};
 use super::trust::{MAX_TOKEN_TTL, Trust};
 use super::{planner, reachability, review};
@@ -28,8 +29,26 @@ pub struct ControlService {
     pub scheduler: Arc<Scheduler>,
     pub store: Store,
     pub scope: Arc<Scope>,
-    pub shard_probes: u64,
+    /// Probes per shard when fixed (`vantage serve --shard-probes`); else sized.
+    pub shard_probes: Option<u64>,
     pub trust: Trust,
+}
+
+impl ControlService {
+    /// Shards of a fixed size when configured; else sized to take about
+    /// [`vantage_shared::shard::SHARD_TIME`] at the pace the scan's agents
+    /// showed (or its rate cap, when lower or nothing was measured yet).
+    fn sizing(&self, req: &v1::StartScanRequest) -> ShardSizing {
+        if let Some(n) = self.shard_probes {
+            return ShardSizing::Fixed(n);
+        }
+        let cap = req.options.as_ref().map(|o| o.rate).filter(|r| *r > 0).map(f64::from);
+        match (self.scheduler.shard_rate(&req.regions), cap) {
+            (Some(measured), Some(cap)) => ShardSizing::Rate(measured.min(cap)),
+            (Some(rate), None) | (None, Some(rate)) => ShardSizing::Rate(rate),
+            (None, None) => ShardSizing::guess(),
+        }
+    }
 }
 
 /// How `vantage fleet list` shows an enrolled agent that is not connected.
@@ -68,9 +87,11 @@ type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 impl Control for ControlService {
     async fn start_scan(&self, req: Request<v1::StartScanRequest>) -> Result<Response<v1::StartScanResponse>, Status> {
         let req = req.into_inner();
-        let mut plan = planner::plan(&req, &self.scope, self.shard_probes).inspect_err(|e| {
+        let sizing = self.sizing(&req);
+        let mut plan = planner::plan(&req, &self.scope, sizing).inspect_err(|e| {
             tracing::info!(error = %e, targets = %req.targets, "scan refused");
         })?;
+        tracing::info!(?sizing, shards = plan.shards.len(), "scan planned");
         let id = self.store.next_scan_id()?;
         plan.assign_id(id);
         self.store.put_shards(&plan.shards)?;

@@ -36,7 +36,6 @@ use vantage_proto::v1::agent_link_server::AgentLinkServer;
 use vantage_proto::v1::control_server::ControlServer;
 use vantage_proto::v1::enrollment_server::EnrollmentServer;
 use vantage_shared::Scope;
-use vantage_shared::shard::DEFAULT_SHARD_PROBES;
 
 use crate::store::{Store, StoreError};
 use agent_link::AgentLinkService;
@@ -53,8 +52,9 @@ const LEASE_CHECK_EVERY: Duration = Duration::from_secs(1);
 pub struct CoordinatorConfig {
     pub data_dir: PathBuf,
     pub scope: Scope,
-    /// Probes per shard.
-    pub shard_probes: u64,
+    /// Probes per shard when fixed; `None` sizes each scan's shards to take
+    /// about half a minute at the pace its agents showed.
+    pub shard_probes: Option<u64>,
     /// A lease without progress for this long goes to another agent.
     pub lease: Duration,
     pub security: Security,
@@ -88,13 +88,7 @@ impl std::fmt::Debug for Security {
 
 impl CoordinatorConfig {
     pub fn new(data_dir: PathBuf, scope: Scope, security: Security) -> Self {
-        CoordinatorConfig {
-            data_dir,
-            scope,
-            shard_probes: DEFAULT_SHARD_PROBES,
-            lease: Duration::from_secs(60),
-            security,
-        }
+        CoordinatorConfig { data_dir, scope, shard_probes: None, lease: Duration::from_secs(60), security }
     }
 }
 

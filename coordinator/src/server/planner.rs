@@ -61,10 +61,39 @@ impl Plan {
     }
 }
 
+/// How many probes go into one shard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ShardSizing {
+    /// Exactly this many (`vantage serve --shard-probes`).
+    Fixed(u64),
+    /// About [`shard::SHARD_TIME`] of work at this many probes per second
+    /// (what the agents measured, or the scan's rate cap); larger when the
+    /// scan would otherwise need more than [`MAX_SHARDS`] shards.
+    Rate(f64),
+}
+
+impl ShardSizing {
+    /// Sizing before any agent has measured anything: the default shard.
+    pub fn guess() -> ShardSizing {
+        ShardSizing::Rate(shard::DEFAULT_SHARD_PROBES as f64 / shard::SHARD_TIME.as_secs_f64())
+    }
+
+    /// Probes per shard for `probes` probes in all.
+    fn per_shard(self, probes: u128) -> u64 {
+        match self {
+            ShardSizing::Fixed(n) => n,
+            ShardSizing::Rate(rate) => {
+                let fit = u64::try_from(probes.div_ceil(MAX_SHARDS)).unwrap_or(u64::MAX);
+                shard::sized_for(rate).max(fit)
+            }
+        }
+    }
+}
+
 /// Plans a scan (with id 0 until [`Plan::assign_id`]). With regions, every
 /// shard is planned once per region, the regions of a shard next to each
 /// other so that they run at about the same time.
-pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Result<Plan, PlanError> {
+pub fn plan(req: &v1::StartScanRequest, scope: &Scope, sizing: ShardSizing) -> Result<Plan, PlanError> {
     let mut spec = TargetSpec::parse(&req.targets).map_err(PlanError::Targets)?;
     let exclude = TargetSpec::parse(&req.exclude).map_err(PlanError::Exclude)?;
     spec.exclude = TargetSet::from_ranges([spec.exclude.ranges(), exclude.include.ranges()].concat());
@@ -73,6 +102,10 @@ pub fn plan(req: &v1::StartScanRequest, scope: &Scope, shard_probes: u64) -> Res
     let regions = regions(&req.regions)?;
     scope.check(&targets, req.allow_huge)?;
     let copies = regions.len().max(1);
+    // Whole hosts per shard can round a shard down to a fraction of its
+    // size; twice the fit keeps a sized plan under the cap.
+    let total = targets.len().saturating_mul(u128::from(ports.len())).saturating_mul(copies as u128);
+    let shard_probes = sizing.per_shard(total.saturating_mul(2));
     let shards = shard_count(&targets, &ports, shard_probes).saturating_mul(copies as u128);
     if shards > MAX_SHARDS {
         return Err(PlanError::TooLarge { shards, per_shard: shard_probes });
@@ -155,7 +188,7 @@ mod tests {
 
     #[test]
     fn plans_cover_the_request() {
-        let p = plan(&req("127.0.0.1-4", "1-1000"), &Scope::loopback(), 1000).unwrap();
+        let p = plan(&req("127.0.0.1-4", "1-1000"), &Scope::loopback(), ShardSizing::Fixed(1000)).unwrap();
         assert_eq!(p.shards.len(), 4);
         assert_eq!(p.record.probes_total, 4000);
         assert_eq!(p.shards.iter().map(|s| s.probes).sum::<u64>(), 4000);
@@ -163,7 +196,7 @@ mod tests {
 
     #[test]
     fn out_of_scope_is_refused_whole() {
-        let err = plan(&req("127.0.0.1,198.18.0.1", "80"), &Scope::loopback(), 1000).err().unwrap();
+        let err = plan(&req("127.0.0.1,198.18.0.1", "80"), &Scope::loopback(), ShardSizing::Fixed(1000)).err().unwrap();
         assert!(matches!(err, PlanError::Scope(ScopeError::OutOfScope { .. })));
         assert_eq!(tonic::Status::from(err).code(), tonic::Code::PermissionDenied);
     }
@@ -172,7 +205,7 @@ mod tests {
     fn exclusions_from_both_places_apply() {
         let mut r = req("127.0.0.1-10 !127.0.0.2", "80");
         r.exclude = "127.0.0.3-10".into();
-        let p = plan(&r, &Scope::loopback(), 1000).unwrap();
+        let p = plan(&r, &Scope::loopback(), ShardSizing::Fixed(1000)).unwrap();
         assert_eq!(p.record.targets, "127.0.0.1");
     }
 
@@ -180,14 +213,17 @@ mod tests {
     fn excluding_everything_is_an_empty_scan() {
         let mut r = req("127.0.0.1", "80");
         r.exclude = "127.0.0.0/8".into();
-        assert!(matches!(plan(&r, &Scope::loopback(), 1000), Err(PlanError::Scope(ScopeError::Empty))));
+        assert!(matches!(
+            plan(&r, &Scope::loopback(), ShardSizing::Fixed(1000)),
+            Err(PlanError::Scope(ScopeError::Empty))
+        ));
     }
 
     #[test]
     fn every_shard_is_planned_once_per_region() {
         let mut r = req("127.0.0.1-4", "1-1000");
         r.regions = vec!["us".into(), "eu".into(), "ap".into(), "eu".into()];
-        let p = plan(&r, &Scope::loopback(), 1000).unwrap();
+        let p = plan(&r, &Scope::loopback(), ShardSizing::Fixed(1000)).unwrap();
         assert_eq!(p.record.regions, ["ap", "eu", "us"]);
         assert_eq!(p.shards.len(), 12);
         assert_eq!(p.record.probes_total, 12_000);
@@ -205,13 +241,16 @@ mod tests {
         for bad in ["", " ", "eu west", "eu,us"] {
             let mut r = req("127.0.0.1", "80");
             r.regions = vec![bad.into()];
-            assert!(matches!(plan(&r, &Scope::loopback(), 1000), Err(PlanError::Regions(_))), "{bad:?}");
+            assert!(
+                matches!(plan(&r, &Scope::loopback(), ShardSizing::Fixed(1000)), Err(PlanError::Regions(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn without_regions_any_agent_runs_each_shard_once() {
-        let p = plan(&req("127.0.0.1-4", "1-1000"), &Scope::loopback(), 1000).unwrap();
+        let p = plan(&req("127.0.0.1-4", "1-1000"), &Scope::loopback(), ShardSizing::Fixed(1000)).unwrap();
         assert!(p.record.regions.is_empty());
         assert!(p.shards.iter().all(|s| s.region.is_empty()));
     }
@@ -220,5 +259,19 @@ mod tests {
     fn scope_text_round_trips() {
         let scope = Scope::parse_file("198.18.0.0/15\n127.0.0.1\n!198.18.0.7").unwrap();
         assert_eq!(Scope::parse_file(&scope_file(&scope)).unwrap(), scope);
+    }
+
+    #[test]
+    fn shards_sized_from_a_rate_take_about_thirty_seconds_and_stay_under_the_cap() {
+        let p = plan(&req("127.0.0.1", "1-65535"), &Scope::loopback(), ShardSizing::Rate(1_000.0)).unwrap();
+        assert_eq!(p.shards.iter().map(|s| s.probes).collect::<Vec<_>>(), [30_000, 30_000, 5_535]);
+        // A slow agent on a huge scan: the rate alone would need 16 million shards.
+        let targets = TargetSpec::parse("127.0.0.0/8").unwrap().resolve();
+        let ports = PortSpec::parse("1-1000").unwrap();
+        let total = targets.len() * u128::from(ports.len());
+        let per_shard = ShardSizing::Rate(10.0).per_shard(total * 2);
+        let shards = shard_count(&targets, &ports, per_shard);
+        assert!(shards <= MAX_SHARDS && shards > MAX_SHARDS / 4, "{shards} shards of {per_shard}");
+        assert_eq!(ShardSizing::Fixed(7).per_shard(total), 7);
     }
 }

@@ -56,7 +56,7 @@ async fn a_stalled_store_holds_a_greedy_agent_back_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let scope = Scope::parse_file("198.18.0.0/24").unwrap();
     let cfg = CoordinatorConfig {
-        shard_probes: 1 << 20,
+        shard_probes: Some(1 << 20),
         ..CoordinatorConfig::new(dir.path().into(), scope, super::Security::Insecure)
     };
     let coordinator = Coordinator::open(cfg).await.unwrap();

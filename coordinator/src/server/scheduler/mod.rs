@@ -122,6 +122,10 @@ struct State {
     scans: HashMap<u64, LiveScan>,
     /// Connections registered so far.
     connections: u64,
+    /// Each agent's pace per shard (probes per second), measured from the
+    /// shards it finished, with its region: what new scans' shards are sized
+    /// by. Kept across reconnects.
+    rates: BTreeMap<String, (String, f64)>,
 }
 
 pub struct Scheduler {
@@ -329,6 +333,11 @@ impl Scheduler {
                 agent.info.shards_done += 1;
             }
             let region = st.agents.get(agent_id).map(|a| a.info.region.clone()).unwrap_or_default();
+            if let Some(rate) = shard_rate(&stats) {
+                let slot = st.rates.entry(agent_id.to_string()).or_insert((region.clone(), rate));
+                // A moving average: one odd shard (a dead network) moves it halfway.
+                *slot = (region.clone(), (slot.1 + rate) / 2.0);
+            }
             self.persist_done(key, agent_id, region.clone(), stats);
             let st = &mut *st;
             if let Some(live) = st.scans.get_mut(&key.scan_id) {
@@ -476,6 +485,21 @@ impl Scheduler {
         Ok(true)
     }
 
+    /// The pace of one shard (probes per second) that agents of these
+    /// regions (any, when empty) showed on their last shards: the median
+    /// agent's, `None` before any of them finished one.
+    pub fn shard_rate(&self, regions: &[String]) -> Option<f64> {
+        let st = self.state();
+        let mut rates: Vec<f64> = st
+            .rates
+            .values()
+            .filter(|(region, _)| regions.is_empty() || regions.contains(region))
+            .map(|(_, rate)| *rate)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates.get(rates.len() / 2).copied()
+    }
+
     pub fn agents(&self) -> Vec<v1::AgentInfo> {
         self.state().agents.values().map(|a| a.info.clone()).collect()
     }
@@ -549,6 +573,14 @@ impl LiveScan {
         status.agents = agents.into_values().collect();
         self.status.send_replace(status);
     }
+}
+
+/// Probes per second of a finished shard, when it was long enough to tell.
+fn shard_rate(stats: &ShardStats) -> Option<f64> {
+    const MIN_PROBES: u64 = 256;
+    const MIN_MS: u64 = 100;
+    (stats.probes >= MIN_PROBES && stats.elapsed_ms >= MIN_MS)
+        .then(|| stats.probes as f64 * 1000.0 / stats.elapsed_ms as f64)
 }
 
 /// A finished shard counts for the agent that ran it.

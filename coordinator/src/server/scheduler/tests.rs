@@ -25,7 +25,7 @@ fn add_scan_from(store: &Store, sched: &Scheduler, ports: &str, regions: &[&str]
         regions: regions.iter().map(|r| r.to_string()).collect(),
         ..Default::default()
     };
-    let mut plan = planner::plan(&req, &Scope::loopback(), 1).unwrap();
+    let mut plan = planner::plan(&req, &Scope::loopback(), planner::ShardSizing::Fixed(1)).unwrap();
     let id = store.next_scan_id().unwrap();
     plan.assign_id(id);
     store.put_shards(&plan.shards).unwrap();
@@ -259,4 +259,26 @@ fn a_scans_status_shows_each_agents_share() {
         .collect();
     assert_eq!(share, [("eu/a", "eu", 1, 1, 0), ("us/b", "us", 0, 0, 1)]);
     assert_eq!(kb.scan_id, scan);
+}
+
+#[test]
+fn finished_shards_give_each_regions_pace() {
+    let (_dir, store, sched) = fixture();
+    assert_eq!(sched.shard_rate(&[]), None, "nothing measured yet");
+    add_scan_from(&store, &sched, "80", &["eu", "us"]);
+    let (eu, mut rx_eu) = connect_from(&sched, "a", "eu");
+    let (us, mut rx_us) = connect_from(&sched, "b", "us");
+    let stats = |probes, elapsed_ms| ShardStats { probes, elapsed_ms, ..Default::default() };
+    sched.complete(&eu, next_assignment(&mut rx_eu), 0, stats(3_000, 1_000)).unwrap();
+    sched.complete(&us, next_assignment(&mut rx_us), 0, stats(500, 1_000)).unwrap();
+    assert_eq!(sched.shard_rate(&["eu".into()]), Some(3_000.0));
+    assert_eq!(sched.shard_rate(&["us".into()]), Some(500.0));
+    assert_eq!(sched.shard_rate(&["ap".into()]), None);
+    // The next shard moves the pace halfway; a shard too short to tell does not.
+    add_scan_from(&store, &sched, "81", &["eu"]);
+    sched.complete(&eu, next_assignment(&mut rx_eu), 0, stats(1_000, 1_000)).unwrap();
+    assert_eq!(sched.shard_rate(&["eu".into()]), Some(2_000.0));
+    add_scan_from(&store, &sched, "82", &["eu"]);
+    sched.complete(&eu, next_assignment(&mut rx_eu), 0, stats(10, 5)).unwrap();
+    assert_eq!(sched.shard_rate(&["eu".into()]), Some(2_000.0));
 }
