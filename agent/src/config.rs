@@ -68,7 +68,7 @@ pub struct AgentArgs {
     pub contact: Option<String>,
 
     /// Shards to run at once.
-    #[arg(long, env = ENV_CAPACITY, value_name = "N", default_value_t = 2)]
+    #[arg(long, env = ENV_CAPACITY, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 2)]
     pub capacity: u32,
 
     /// Upper bound on probes in flight per shard (the assignment may ask for fewer).
@@ -114,8 +114,6 @@ pub enum ConfigError {
     EmptyAllow,
     #[error("--contact: printable ASCII only, at most 200 bytes (it goes into protocol headers)")]
     Contact,
-    #[error("--capacity must be at least 1")]
-    Capacity,
     #[error("--region must not be empty")]
     Region,
     #[error(transparent)]
@@ -136,9 +134,6 @@ impl AgentArgs {
         let deny = TargetSet::parse(&self.deny).map_err(ConfigError::Deny)?;
         if allow.is_empty() {
             return Err(ConfigError::EmptyAllow);
-        }
-        if self.capacity == 0 {
-            return Err(ConfigError::Capacity);
         }
         let (coordinator, security, identity_dir, region, name) = if self.insecure {
             let coordinator = self.coordinator.ok_or(ConfigError::NoCoordinator)?;

@@ -184,7 +184,8 @@ impl Schema {
         if is_path(arg) && Path::new(&text).is_relative() && !text.is_empty() {
             text = base.join(&text).display().to_string();
         }
-        parse_alone(arg, &text).map_err(|cause| format!("expected {}, found {}{cause}", expected(arg), shown(value)))?;
+        parse_alone(arg, &text)
+            .map_err(|cause| format!("expected {}, found {}{cause}", expected(arg), shown(value)))?;
         for (_, check) in self.checks.iter().filter(|(k, _)| *k == key) {
             check(&text)?;
         }
@@ -234,7 +235,7 @@ impl ConfigFile {
     pub fn apply(&self, mut command: Command) -> Command {
         for (id, value) in &self.settings {
             if command.get_arguments().any(|a| a.get_id() == id) {
-                command = command.mut_arg(id, |a| a.default_value(value.clone()));
+                command = command.mut_arg(id, |a| set_default(a, value));
             }
             let subs: Vec<String> = command
                 .get_subcommands()
@@ -242,11 +243,16 @@ impl ConfigFile {
                 .map(|s| s.get_name().to_string())
                 .collect();
             for sub in subs {
-                command = command.mut_subcommand(sub, |s| s.mut_arg(id, |a| a.default_value(value.clone())));
+                command = command.mut_subcommand(sub, |s| s.mut_arg(id, |a| set_default(a, value)));
             }
         }
         command
     }
+}
+
+/// A required option is satisfied by a default from the file.
+fn set_default(arg: Arg, value: &str) -> Arg {
+    arg.default_value(value.to_string()).required(false)
 }
 
 /// Parses the process's command line; when `config` finds a file in it,

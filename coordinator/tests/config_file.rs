@@ -69,14 +69,22 @@ fn the_samples_pass_the_check() {
 fn broken_files_are_located_and_refused() {
     let cases: &[(&str, &str, &str)] = &[
         ("listen = \"198.18.0.10:7420\"\nlisen = \"x\"\n", ":2:1: lisen: unknown option (did you mean `listen`?)", ""),
-        ("listen = \"198.18.0.10:7420\"\nshard-probes = \"many\"\n", ":2:16: shard-probes: expected a whole number", ""),
+        (
+            "listen = \"198.18.0.10:7420\"\nshard-probes = \"many\"\n",
+            ":2:16: shard-probes: expected a whole number",
+            "",
+        ),
         ("listen = \"198.18.0.10:7420\"\nlease = \"sixty\"\n", ":2:9: lease: expected a duration such as", ""),
         ("listen = \"198.18.0.10\"\n", ":1:10: listen: expected an address and port", ""),
         ("listen = \"198.18.0.10:7420\"\nagent-cert-ttl = \"5s\"\n", ":2:18: agent-cert-ttl:", "at least 10s"),
         ("listen = \"198.18.0.10:7420\"\ninsecure = 1\n", ":2:12: insecure: expected true or false, found 1", ""),
-        ("listen = \"198.18.0.10:7420\"\nscope = \"missing-scope.txt\"\n", ":2:9: scope: scope file ", "missing-scope.txt"),
+        (
+            "listen = \"198.18.0.10:7420\"\nscope = \"missing-scope.txt\"\n",
+            ":2:9: scope: scope file ",
+            "missing-scope.txt",
+        ),
         ("allow = \"198.18.0.0/33\"\n", ":1:9: allow: ", ""),
-        ("capacity = 2\n[coordinator]\nlisten = 1\n", ":2:2: coordinator: expected a URL", ""),
+        ("capacity = 2\n[coordinator]\nlisten = 1\n", ":2:1: coordinator: expected a URL", ""),
         ("listen = [\n", ":1:", ""),
     ];
     for (body, want, also) in cases {

@@ -1,7 +1,7 @@
 //! The deploy/ files: the systemd units pass `systemd-analyze verify` and
 //! stay hardened, the container build and compose file name only what exists,
 //! cloud-init installs what Terraform hands it, and every sample address is
-//! a documentation one (198.18.0.0/15).
+//! a documentation one (198.18.0.0/15) or loopback.
 //!
 //! Without systemd-analyze the unit tests skip, and fail when `CI=true`.
 
@@ -93,7 +93,9 @@ fn the_units_exposure_stays_low() {
         let text = String::from_utf8_lossy(&out.stdout);
         let score: f64 = text
             .lines()
-            .find_map(|l| l.split_once(&format!("exposure level for {unit}: "))?.1.split_whitespace().next()?.parse().ok())
+            .find_map(|l| {
+                l.split_once(&format!("exposure level for {unit}: "))?.1.split_whitespace().next()?.parse().ok()
+            })
             .unwrap_or_else(|| panic!("no exposure level for {unit}:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
         eprintln!("{unit}: exposure {score}");
         assert!(score <= max, "{unit}: exposure {score} > {max}:\n{text}");
@@ -195,9 +197,10 @@ fn yaml(path: &Path) -> Value {
     value
 }
 
-fn in_documentation_range(addr: Ipv4Addr) -> bool {
+/// 198.18.0.0/15, or loopback (where the options' defaults point).
+fn sample_address(addr: Ipv4Addr) -> bool {
     let [a, b, ..] = addr.octets();
-    a == 198 && (b == 18 || b == 19)
+    (a == 198 && (b == 18 || b == 19)) || addr.is_loopback()
 }
 
 #[test]
@@ -277,6 +280,9 @@ fn cloud_init_installs_what_terraform_hands_it() {
     assert_eq!(passed, vars.keys().copied().collect());
 
     let text = cloud_init(&vars);
+    if let Some(rendered) = terraform_render(&vars) {
+        assert_eq!(rendered.trim_end(), text.trim_end(), "Terraform renders the template differently");
+    }
     assert!(text.starts_with("#cloud-config\n"));
     let doc: Value = serde_norway::from_str(&text).expect("valid YAML");
     let files: BTreeMap<&str, &Value> =
@@ -301,15 +307,41 @@ fn cloud_init_installs_what_terraform_hands_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid agent configuration"));
 }
 
+/// The cloud-init template rendered by Terraform's own templatefile()
+/// (`terraform console` needs no provider); `None` (a skip) without
+/// terraform outside CI.
+fn terraform_render(vars: &BTreeMap<&str, String>) -> Option<String> {
+    if Command::new("terraform").arg("version").output().is_err() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!ci, "terraform is needed in CI to render deploy/cloud-init/agent.yaml");
+        eprintln!("skipping the Terraform rendering: no terraform");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = vars.iter().map(|(k, v)| format!("{k} = {}", serde_json::to_string(v).unwrap())).collect();
+    let template = deploy("cloud-init/agent.yaml");
+    let expr = format!("templatefile({:?}, {{ {} }})\n", template.display().to_string(), args.join(", "));
+    let input = dir.path().join("expr");
+    fs::write(&input, expr).unwrap();
+    // The harness gives children no stdin: the shell redirects it.
+    let out = run(Command::new("sh").args(["-c", "exec terraform console < expr"]).current_dir(dir.path()), LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "terraform console: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let body = stdout.trim().strip_prefix("<<EOT\n").and_then(|b| b.strip_suffix("EOT"));
+    Some(body.unwrap_or_else(|| panic!("terraform console printed {stdout}")).to_string())
+}
+
 /// Every dotted quad in a text (with its prefix length, if any).
 fn ipv4_literals(text: &str) -> Vec<Ipv4Addr> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        let starts = bytes[i].is_ascii_digit() && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.'));
+        let starts =
+            bytes[i].is_ascii_digit() && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.'));
         if starts {
-            let end = (i..bytes.len()).find(|&j| !(bytes[j].is_ascii_digit() || bytes[j] == b'.')).unwrap_or(bytes.len());
+            let end =
+                (i..bytes.len()).find(|&j| !(bytes[j].is_ascii_digit() || bytes[j] == b'.')).unwrap_or(bytes.len());
             if let Ok(addr) = text[i..end].trim_end_matches('.').parse::<Ipv4Addr>() {
                 out.push(addr);
             }
@@ -334,10 +366,13 @@ fn every_sample_address_is_a_documentation_address() {
             }
             for addr in ipv4_literals(&read(&path)) {
                 seen += 1;
-                assert!(in_documentation_range(addr), "{}: {addr} is not in 198.18.0.0/15", path.display());
+                assert!(sample_address(addr), "{}: {addr} is neither in 198.18.0.0/15 nor loopback", path.display());
             }
         }
     }
     assert!(seen >= 5, "the scan finds the samples' addresses ({seen})");
-    assert_eq!(ipv4_literals("a 10.1.2.3/8, v1.2.3.4 and 198.18.0.1:7420."), ["10.1.2.3".parse::<Ipv4Addr>().unwrap(), "198.18.0.1".parse().unwrap()]);
+    assert_eq!(
+        ipv4_literals("a 10.1.2.3/8, v1.2.3.4 and 198.18.0.1:7420."),
+        ["10.1.2.3".parse::<Ipv4Addr>().unwrap(), "198.18.0.1".parse().unwrap()]
+    );
 }

@@ -117,8 +117,12 @@ fn the_sample_names_every_option_and_passes_its_own_check() {
     }
     let uncommented: String = sample.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
     parse(&uncommented).expect("the sample's settings are valid");
-    let commented: String =
-        sample.lines().filter_map(|l| l.strip_prefix('#')).filter(|l| l.contains(" = ")).map(|l| format!("{l}\n")).collect();
+    let commented: String = sample
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     parse(&commented).expect("the sample's commented-out values are valid too");
 }
 

@@ -96,7 +96,7 @@ fn parse_listen(text: &str) -> Result<String, String> {
         Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => {
             Ok(text.to_string())
         }
-        _ => Err("expected ADDR:PORT, e.g. 198.18.0.10:7420 or [::1]:7420".into()),
+        _ => Err("no port number after the address".into()),
     }
 }
 

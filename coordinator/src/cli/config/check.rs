@@ -21,8 +21,7 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let path = &args.file;
-    let text =
-        std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
     let kind = match args.kind {
         Some(kind) => kind,
         None => infer(path, &text)?,
@@ -31,12 +30,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     match schema.parse(path, &text) {
         Ok(file) => {
             let total = schema.options().len();
-            println!(
-                "{}: valid {} configuration; sets {} of {total} options",
-                path.display(),
-                kind.name(),
-                file.len()
-            );
+            println!("{}: valid {} configuration; sets {} of {total} options", path.display(), kind.name(), file.len());
             Ok(())
         }
         Err(e) => {
