@@ -259,10 +259,27 @@ fn set_default(arg: Arg, value: &str) -> Arg {
 /// parses it again with that file's values as defaults. Clap's own errors
 /// (and `--help`) exit the process as usual.
 pub fn get_matches(schema: &Schema, config: impl Fn(&ArgMatches) -> Option<PathBuf>) -> Result<ArgMatches, FileError> {
-    let first = schema.command().get_matches();
-    let Some(path) = config(&first) else { return Ok(first) };
-    let file = schema.load(&path)?;
-    Ok(file.apply(schema.command()).get_matches())
+    get_matches_from(schema, std::env::args_os().collect(), config)
+}
+
+/// [`get_matches`] on given arguments (the program's name first).
+pub fn get_matches_from(
+    schema: &Schema,
+    args: Vec<std::ffi::OsString>,
+    config: impl Fn(&ArgMatches) -> Option<PathBuf>,
+) -> Result<ArgMatches, FileError> {
+    // A first look for the file forgives missing options: the file may hold them.
+    let lenient = schema.command().mut_args(lenient).mut_subcommands(|s| s.mut_args(lenient));
+    let path = lenient.try_get_matches_from(&args).ok().and_then(|m| config(&m));
+    let command = match path {
+        Some(path) => schema.load(&path)?.apply(schema.command()),
+        None => schema.command(),
+    };
+    Ok(command.get_matches_from(args))
+}
+
+fn lenient(arg: Arg) -> Arg {
+    arg.required(false)
 }
 
 fn is_flag(arg: &Arg) -> bool {

@@ -216,11 +216,11 @@ fn compose_runs_a_fleet_on_an_internal_network() {
         let name = name.as_str().unwrap();
         assert!(service.get("ports").is_none(), "{name} publishes a port");
         assert!(service.get("privileged").is_none() && service.get("user").is_none(), "{name} changes its user");
-        if let Some(build) = service.get("build") {
-            let context = deploy(build["context"].as_str().unwrap());
-            assert!(context.join(build["dockerfile"].as_str().unwrap()).is_file(), "{name}: no Dockerfile");
-            assert!(stages.iter().any(|s| Some(s.as_str()) == build["target"].as_str()), "{name}: no such stage");
-        }
+        // Built here, never pulled.
+        let build = service.get("build").unwrap_or_else(|| panic!("{name} has no build"));
+        let context = deploy(build["context"].as_str().unwrap());
+        assert!(context.join(build["dockerfile"].as_str().unwrap()).is_file(), "{name}: no Dockerfile");
+        assert!(stages.iter().any(|s| Some(s.as_str()) == build["target"].as_str()), "{name}: no such stage");
         for volume in service.get("volumes").and_then(Value::as_sequence).into_iter().flatten() {
             let source = volume.as_str().unwrap().split(':').next().unwrap();
             if source.starts_with('.') {

@@ -131,3 +131,15 @@ fn positions_count_characters() {
     assert_eq!(position("a\nbé = 1", 5), (2, 3));
     assert_eq!(position("", 0), (1, 1));
 }
+
+#[test]
+fn enroll_finds_its_required_coordinator_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, "coordinator = \"https://coordinator.example.com:7420\"\n").unwrap();
+    let args = ["vantage-agent", "enroll", "--token", "vjt1.x", "--config", path.to_str().unwrap()];
+    let config = |m: &clap::ArgMatches| m.subcommand()?.1.get_one::<std::path::PathBuf>("config").cloned();
+    let matches = get_matches_from(&schema(), args.iter().map(Into::into).collect(), config).expect("a valid file");
+    let Some(crate::cli::Command::Enroll(e)) = Cli::from_arg_matches(&matches).unwrap().command else { panic!() };
+    assert_eq!(e.coordinator, "https://coordinator.example.com:7420");
+}

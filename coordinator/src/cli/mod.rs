@@ -51,6 +51,8 @@ Examples:
   vantage results                       # the newest scan's open ports again
   vantage pki init --san coordinator.example  # once: CA, coordinator and operator certificates
   vantage serve --listen 0.0.0.0:7420 --scope scope.txt
+  vantage serve --config /etc/vantage/coordinator.toml   # options from a file (vantage config sample)
+  vantage config check /etc/vantage/coordinator.toml    # offline, errors by FILE:LINE:COL
   vantage fleet token --region eu-west --coordinator https://coordinator.example:7420
   vantage-agent enroll --token vjt1.... --coordinator https://coordinator.example:7420
   vantage scan --coordinator https://coordinator.example:7420 --targets 198.18.0.0/24 --ports 1-1024

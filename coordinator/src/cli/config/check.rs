@@ -22,41 +22,42 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let path = &args.file;
     let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    // Without a kind, a file that is not TOML at all is told so by either schema.
     let kind = match args.kind {
-        Some(kind) => kind,
+        Some(kind) => Some(kind),
         None => infer(path, &text)?,
     };
-    let schema = kind.schema();
+    let schema = kind.unwrap_or(Kind::Coordinator).schema();
+    let what = kind.map_or("TOML file".to_string(), |k| format!("{} configuration", k.name()));
     match schema.parse(path, &text) {
         Ok(file) => {
             let total = schema.options().len();
-            println!("{}: valid {} configuration; sets {} of {total} options", path.display(), kind.name(), file.len());
+            println!("{}: valid {what}; sets {} of {total} options", path.display(), file.len());
             Ok(())
         }
         Err(e) => {
             // The problems, one per line, then main's one line.
             eprintln!("{e}");
-            Err(UsageError(format!("{}: not a valid {} configuration", path.display(), kind.name())).into())
+            Err(UsageError(format!("{}: not a valid {what}", path.display())).into())
         }
     }
 }
 
 /// The kind whose options the file's keys are (keys both binaries take
-/// count for neither), else the one its name says.
-fn infer(path: &Path, text: &str) -> Result<Kind, UsageError> {
-    let keys: Vec<String> = match text.parse::<toml::Table>() {
-        Ok(table) => table.keys().cloned().collect(),
-        Err(_) => Vec::new(), // the syntax error is reported by the check itself
-    };
+/// count for neither), else the one its name says; `None` when the file is
+/// not TOML.
+fn infer(path: &Path, text: &str) -> Result<Option<Kind>, UsageError> {
+    let Ok(table) = text.parse::<toml::Table>() else { return Ok(None) };
+    let keys: Vec<&String> = table.keys().collect();
     let (coordinator, agent) = (Kind::Coordinator.schema(), Kind::Agent.schema());
     let only = |a: &Schema, b: &Schema| keys.iter().filter(|k| takes(a, k) && !takes(b, k)).count();
     let (c, a) = (only(&coordinator, &agent), only(&agent, &coordinator));
     let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     match (c, a) {
-        (c, a) if c > a => Ok(Kind::Coordinator),
-        (c, a) if a > c => Ok(Kind::Agent),
-        _ if name.contains("agent") => Ok(Kind::Agent),
-        _ if name.contains("coordinator") => Ok(Kind::Coordinator),
+        (c, a) if c > a => Ok(Some(Kind::Coordinator)),
+        (c, a) if a > c => Ok(Some(Kind::Agent)),
+        _ if name.contains("agent") => Ok(Some(Kind::Agent)),
+        _ if name.contains("coordinator") => Ok(Some(Kind::Coordinator)),
         _ => Err(UsageError(format!(
             "{}: cannot tell a coordinator's file from an agent's by its keys or name; give --kind",
             path.display()
