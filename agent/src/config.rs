@@ -1,11 +1,13 @@
-//! Agent configuration: command-line flags with environment fallbacks,
-//! validated once into an [`AgentConfig`].
+//! Agent configuration: command-line flags with environment fallbacks (and a
+//! configuration file, [`crate::config_file`]), validated once into an
+//! [`AgentConfig`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::{ArgAction, BoolishValueParser};
 use vantage_detect::nmap::{LoadReport, ProbeDb};
 use vantage_shared::{TargetSet, TargetSpec};
 
@@ -21,12 +23,15 @@ pub const ENV_ALLOW: &str = "VANTAGE_AGENT_ALLOW";
 pub const ENV_DENY: &str = "VANTAGE_AGENT_DENY";
 pub const ENV_SERVICE_PROBES: &str = "VANTAGE_SERVICE_PROBES";
 pub const ENV_CONTACT: &str = "VANTAGE_CONTACT";
+pub const ENV_INSECURE: &str = "VANTAGE_AGENT_INSECURE";
+pub const ENV_CAPACITY: &str = "VANTAGE_AGENT_CAPACITY";
+pub const ENV_MAX_IN_FLIGHT: &str = "VANTAGE_AGENT_MAX_IN_FLIGHT";
 
 /// Flags of `vantage-agent`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
     /// Coordinator to dial out to [default: the one it enrolled with].
-    #[arg(long, env = ENV_COORDINATOR)]
+    #[arg(long, env = ENV_COORDINATOR, value_name = "URL")]
     pub coordinator: Option<String>,
 
     /// Where enrollment left this agent's certificate, key and CA.
@@ -35,25 +40,25 @@ pub struct AgentArgs {
 
     /// Plaintext, without certificates: only to a coordinator on a loopback
     /// address that runs `vantage serve --insecure` (tests, a laptop).
-    #[arg(long)]
+    #[arg(long, env = ENV_INSECURE, action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure: bool,
 
     /// Region this agent scans from, with --insecure only: an enrolled
     /// agent's region is the one its join token was made for.
-    #[arg(long, env = ENV_REGION)]
+    #[arg(long, env = ENV_REGION, value_name = "REGION")]
     pub region: Option<String>,
 
     /// Agent name; defaults to the host name.
-    #[arg(long, env = ENV_AGENT_NAME)]
+    #[arg(long, env = ENV_AGENT_NAME, value_name = "NAME")]
     pub name: Option<String>,
 
     /// Addresses this agent may ever scan, whatever the coordinator says
     /// (targets syntax: 198.18.0.0/15, 127.0.0.1, ...). Default: loopback only.
-    #[arg(long, env = ENV_ALLOW, default_value = "127.0.0.0/8,::1")]
+    #[arg(long, env = ENV_ALLOW, value_name = "TARGETS", default_value = "127.0.0.0/8,::1")]
     pub allow: String,
 
     /// Addresses this agent never scans, even inside --allow.
-    #[arg(long, env = ENV_DENY, default_value = "")]
+    #[arg(long, env = ENV_DENY, value_name = "TARGETS", default_value = "")]
     pub deny: String,
 
     /// Whom to contact about this scanner (an address or URL), sent where the
@@ -63,11 +68,11 @@ pub struct AgentArgs {
     pub contact: Option<String>,
 
     /// Shards to run at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = ENV_CAPACITY, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 2)]
     pub capacity: u32,
 
     /// Upper bound on probes in flight per shard (the assignment may ask for fewer).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, env = ENV_MAX_IN_FLIGHT, value_name = "N", default_value_t = 8192)]
     pub max_in_flight: u32,
 
     /// An nmap-service-probes file (Debian's nmap installs
@@ -109,8 +114,6 @@ pub enum ConfigError {
     EmptyAllow,
     #[error("--contact: printable ASCII only, at most 200 bytes (it goes into protocol headers)")]
     Contact,
-    #[error("--capacity must be at least 1")]
-    Capacity,
     #[error("--region must not be empty")]
     Region,
     #[error(transparent)]
@@ -131,9 +134,6 @@ impl AgentArgs {
         let deny = TargetSet::parse(&self.deny).map_err(ConfigError::Deny)?;
         if allow.is_empty() {
             return Err(ConfigError::EmptyAllow);
-        }
-        if self.capacity == 0 {
-            return Err(ConfigError::Capacity);
         }
         let (coordinator, security, identity_dir, region, name) = if self.insecure {
             let coordinator = self.coordinator.ok_or(ConfigError::NoCoordinator)?;
@@ -170,6 +170,40 @@ impl AgentArgs {
             service_probes: self.service_probes.as_deref().map(load_service_probes).transpose()?.map(|(db, _)| db),
             user_agent: user_agent.into(),
         })
+    }
+}
+
+/// Checks of the configuration file's values ([`crate::cli::schema`]),
+/// with the same parsers as [`AgentArgs::validate`].
+pub fn check_allow(text: &str) -> Result<(), String> {
+    let allow = TargetSpec::parse(text).map_err(|e| e.to_string())?.resolve();
+    if allow.is_empty() { Err(ConfigError::EmptyAllow.to_string()) } else { Ok(()) }
+}
+
+pub fn check_deny(text: &str) -> Result<(), String> {
+    TargetSet::parse(text).map(drop).map_err(|e| e.to_string())
+}
+
+pub fn check_contact(text: &str) -> Result<(), String> {
+    vantage_detect::protocols::http::user_agent(Some(text)).map(drop).ok_or_else(|| ConfigError::Contact.to_string())
+}
+
+/// A coordinator's address: a URL with a host (`https://HOST:PORT`) or `HOST:PORT`.
+pub fn check_coordinator(text: &str) -> Result<(), String> {
+    let url = vantage_proto::transport::normalize_url(text, &ClientSecurity::Insecure);
+    let uri: tonic::codegen::http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https" | "http"), Some(_)) => Ok(()),
+        _ => Err("expected https://HOST:PORT".into()),
+    }
+}
+
+/// A file that exists (it is read at start-up).
+pub fn check_file(text: &str) -> Result<(), String> {
+    match std::fs::metadata(text) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!("{text} is not a file")),
+        Err(e) => Err(format!("{text}: {e}")),
     }
 }
 

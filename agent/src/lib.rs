@@ -6,7 +6,9 @@
 //! own local policy, probe, and stream observations back.
 //!
 //! # Layout
+//! * [`cli`]: the command line of `vantage-agent`.
 //! * [`config`]: flags and their validation into an [`AgentConfig`].
+//! * [`config_file`]: TOML configuration files for both binaries, keyed by their options.
 //! * [`identity`]: enrollment, the certificate and key it keeps, renewal.
 //! * [`policy`]: the agent's local allow/deny lists.
 //! * [`session`]: the connection to the coordinator and its reconnect loop.
@@ -16,7 +18,9 @@
 //! * [`engine`]: the scanner itself (probe order, connect, SYN and UDP scans, banners).
 //! * [`process`]: logging and signal handling, shared with the `vantage` binary.
 
+pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod detection;
 pub mod engine;
 pub mod identity;

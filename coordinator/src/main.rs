@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use vantage_agent::process::init_logging;
-use vantage_coordinator::cli::{self, Cli, Command, UsageError};
+use vantage_coordinator::cli::{self, Command, UsageError};
 
 /// A review reads millions of baseline entries, each a handful of small
 /// allocations; mimalloc makes a 1M-port diff ~25 % cheaper than glibc's
@@ -13,7 +12,8 @@ use vantage_coordinator::cli::{self, Cli, Command, UsageError};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve --config FILE` supplies defaults: the file is read before parsing for good.
+    let cli = cli::config::parse();
     // The coordinator logs its work; one-shot commands only say what went wrong.
     let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     init_logging(default_level, cli.global.log_format);

@@ -6,8 +6,9 @@
 //! (and, for scans, a local agent) in this process: see [`connect`]. The
 //! commands on the review's local files (`register`, `inventory`, `vulns`)
 //! need neither: they are dispatched without [`GlobalArgs`], so they cannot
-//! open a coordinator or create its data directory.
+//! open a coordinator or create its data directory; nor is `config`.
 
+pub mod config;
 pub mod connect;
 pub mod files;
 pub mod fleet;
@@ -18,9 +19,10 @@ pub mod review;
 pub mod scan;
 pub mod serve;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
 use vantage_agent::process::LogFormat;
 use vantage_shared::Scope;
 
@@ -28,6 +30,8 @@ pub const ENV_COORDINATOR: &str = "VANTAGE_COORDINATOR";
 pub const ENV_DATA_DIR: &str = "VANTAGE_DATA_DIR";
 pub const ENV_SCOPE: &str = "VANTAGE_SCOPE";
 pub const ENV_PKI: &str = "VANTAGE_PKI";
+pub const ENV_INSECURE: &str = "VANTAGE_INSECURE";
+pub const ENV_LOG_FORMAT: &str = "VANTAGE_LOG_FORMAT";
 
 const ABOUT: &str = "Vantage: watch your internet-facing ports from the outside, month after month.";
 const LONG_ABOUT: &str = "\
@@ -47,6 +51,8 @@ Examples:
   vantage results                       # the newest scan's open ports again
   vantage pki init --san coordinator.example  # once: CA, coordinator and operator certificates
   vantage serve --listen 0.0.0.0:7420 --scope scope.txt
+  vantage serve --config /etc/vantage/coordinator.toml   # options from a file (vantage config sample)
+  vantage config check /etc/vantage/coordinator.toml    # offline, errors by FILE:LINE:COL
   vantage fleet token --region eu-west --coordinator https://coordinator.example:7420
   vantage-agent enroll --token vjt1.... --coordinator https://coordinator.example:7420
   vantage scan --coordinator https://coordinator.example:7420 --targets 198.18.0.0/24 --ports 1-1024
@@ -82,18 +88,18 @@ pub struct GlobalArgs {
 
     /// Plaintext instead of TLS, without certificates: for a coordinator on a
     /// loopback address only (`vantage serve --insecure`, tests).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = ENV_INSECURE, action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure: bool,
 
     /// Where the embedded coordinator and `vantage serve` keep their store
     /// [default: the user's data directory, e.g. ~/.local/share/vantage].
-    #[arg(long, global = true, env = ENV_DATA_DIR)]
+    #[arg(long, global = true, env = ENV_DATA_DIR, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Scope file: the addresses Vantage may ever scan, one entry per line
     /// (198.18.0.0/24, 198.18.1.1-20, `!addr` to exclude, `#` comments).
     /// Without one, only loopback (127.0.0.0/8, ::1) is in scope.
-    #[arg(long, global = true, env = ENV_SCOPE)]
+    #[arg(long, global = true, env = ENV_SCOPE, value_name = "FILE")]
     pub scope: Option<PathBuf>,
 
     /// Whom to contact about the embedded agent's scans (an address or URL),
@@ -102,7 +108,7 @@ pub struct GlobalArgs {
     pub contact: Option<String>,
 
     /// Log format on stderr (`VANTAGE_LOG=debug` for more detail).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, value_enum, env = ENV_LOG_FORMAT, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
     /// An nmap-service-probes file for the embedded agent's service
@@ -158,6 +164,10 @@ pub enum Command {
     /// them into the coordinator for reviews.
     #[command(subcommand)]
     Vulns(review::vulns::VulnsCommand),
+    /// Configuration files of `vantage serve --config` and `vantage-agent
+    /// --config`: check one, or print a commented sample. Works on the file alone.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -183,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
         Command::Inventory(cmd) => review::inventory::run(cmd),
+        Command::Config(cmd) => config::run(cmd),
     }
 }
 
@@ -207,15 +218,21 @@ impl GlobalArgs {
 
     /// The scope file's contents, or the loopback default.
     pub fn scope(&self) -> Result<Scope, UsageError> {
-        let Some(path) = &self.scope else { return Ok(Scope::loopback()) };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| UsageError(format!("scope file {}: {e}", path.display())))?;
-        let scope = Scope::parse_file(&text).map_err(|e| UsageError(format!("scope file {}: {e}", path.display())))?;
-        if scope.effective().is_empty() {
-            return Err(UsageError(format!("scope file {}: no address is left in scope", path.display())));
+        match &self.scope {
+            Some(path) => read_scope(path),
+            None => Ok(Scope::loopback()),
         }
-        Ok(scope)
     }
+}
+
+/// A scope file's contents, with at least one address left in scope.
+pub fn read_scope(path: &Path) -> Result<Scope, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("scope file {}: {e}", path.display())))?;
+    let scope = Scope::parse_file(&text).map_err(|e| UsageError(format!("scope file {}: {e}", path.display())))?;
+    if scope.effective().is_empty() {
+        return Err(UsageError(format!("scope file {}: no address is left in scope", path.display())));
+    }
+    Ok(scope)
 }
 
 /// The chain of errors under a status (a transport failure's reason), as

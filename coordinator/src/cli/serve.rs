@@ -1,6 +1,7 @@
 //! `vantage serve`: run the coordinator until SIGINT or SIGTERM.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,39 +15,46 @@ use super::{GlobalArgs, UsageError};
 use crate::server::{Coordinator, CoordinatorConfig, Security};
 
 pub const ENV_LISTEN: &str = "VANTAGE_LISTEN";
+pub const ENV_SHARD_PROBES: &str = "VANTAGE_SHARD_PROBES";
+pub const ENV_LEASE: &str = "VANTAGE_LEASE";
+pub const ENV_AGENT_CERT_TTL: &str = "VANTAGE_AGENT_CERT_TTL";
+pub const ENV_CONFIG: &str = "VANTAGE_CONFIG";
+
+/// Agents renew at two thirds of their certificate's life: shorter than
+/// this, they would do little else.
+const MIN_AGENT_CERT_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to accept agents and operators on.
-    #[arg(long, env = ENV_LISTEN, default_value = "127.0.0.1:7420")]
+    #[arg(long, env = ENV_LISTEN, value_name = "ADDR:PORT", value_parser = parse_listen, default_value = "127.0.0.1:7420")]
     pub listen: String,
 
     /// Probes per shard, fixed. By default each scan's shards are sized to take about 30 s at
     /// the pace its region's agents showed on their last shards (or at the scan's --rate when
     /// lower; 32,768 probes before anything was measured): smaller shards spread better over
     /// agents and lose less with a dead one, larger ones cost less bookkeeping.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = ENV_SHARD_PROBES, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub shard_probes: Option<u64>,
 
     /// A lease without progress for this long is taken back and given to another agent.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    #[arg(long, env = ENV_LEASE, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
     pub lease: Duration,
 
     /// How long an agent's certificate lasts; agents renew at two thirds of it.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+    #[arg(long, env = ENV_AGENT_CERT_TTL, value_name = "DURATION", value_parser = parse_cert_ttl, default_value = "24h")]
     pub agent_cert_ttl: Duration,
+
+    /// A configuration file (TOML) with defaults for these options and the
+    /// global ones that serving uses; see `vantage config sample`.
+    #[arg(long, env = ENV_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
-    if args.shard_probes == Some(0) {
-        return Err(UsageError("--shard-probes must be at least 1".into()).into());
-    }
     let data_dir = global.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    if args.agent_cert_ttl < Duration::from_secs(10) {
-        return Err(UsageError("--agent-cert-ttl must be at least 10s".into()).into());
-    }
     let security = if global.insecure {
         if args.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()) {
             return Err(UsageError(format!(
@@ -78,4 +86,25 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     coordinator.serve(listener, shutdown).await?;
     tracing::info!("coordinator stopped");
     Ok(())
+}
+
+/// `ADDR:PORT` or `HOST:PORT`, as the listener binds it.
+fn parse_listen(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() => {
+            Ok(text.to_string())
+        }
+        _ => Err("no port number after the address".into()),
+    }
+}
+
+fn parse_cert_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if ttl < MIN_AGENT_CERT_TTL {
+        return Err(format!("at least {}", humantime::format_duration(MIN_AGENT_CERT_TTL)));
+    }
+    Ok(ttl)
 }
