@@ -158,6 +158,11 @@ pub enum Command {
     /// them into the coordinator for reviews.
     #[command(subcommand)]
     Vulns(review::vulns::VulnsCommand),
+    /// Ticket trackers and notification channels (integrations.toml): check
+    /// a file offline. `vantage serve --integrations` and `vantage review
+    /// --integrations` put it to work.
+    #[command(subcommand)]
+    Integrations(review::integrations::IntegrationsCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -183,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
         Command::Inventory(cmd) => review::inventory::run(cmd),
+        Command::Integrations(cmd) => review::integrations::run(cmd),
     }
 }
 

@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// How long an agent's certificate lasts; agents renew at two thirds of it.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
     pub agent_cert_ttl: Duration,
+
+    /// Ticket trackers and notification channels (integrations.toml), stored
+    /// with the coordinator: reviews file their findings there and escalate
+    /// new critical ones at once. Secrets come from this process's
+    /// environment (`token_env = "JIRA_TOKEN"`).
+    #[arg(long, value_name = "FILE")]
+    pub integrations: Option<std::path::PathBuf>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -68,7 +75,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         lease: args.lease,
         ..CoordinatorConfig::new(data_dir, global.scope()?, security)
     };
+    // Checked before anything starts, so that a bad file costs nothing.
+    let integrations = match &args.integrations {
+        Some(path) => Some(super::review::findings::document(vantage_proto::v1::DocumentKind::Integrations, path)?),
+        None => None,
+    };
     let coordinator = Coordinator::open(cfg).await?;
+    if let Some(doc) = integrations {
+        let info = crate::server::review::put_document(coordinator.store(), doc)
+            .map_err(|s| anyhow::anyhow!("storing the integrations: {}", s.message()))?;
+        tracing::info!(summary = %info.summary, "integrations stored");
+    }
     let listener =
         TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
