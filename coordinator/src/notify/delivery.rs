@@ -390,15 +390,17 @@ async fn update(c: &Client, key: &str, f: &Finding, m: &Message) -> Result<(), D
 
 async fn close(c: &Client, key: &str, f: &Finding, m: &Message) -> Result<(), DeliveryError> {
     match c {
+        // The comment goes last: the steps before it repeat harmlessly on a
+        // retry, a comment would be posted twice.
         Client::Jira(j) => {
             j.update(key, f, m).await?;
-            j.comment(key, &remediated_note(f)).await?;
-            j.transition_done(key).await.map(drop)
+            j.transition_done(key).await?;
+            j.comment(key, &remediated_note(f)).await
         }
         Client::GitHub(g) => {
             g.update(key, f, m).await?;
-            g.comment(key, &remediated_note(f)).await?;
-            g.set_state(key, false).await
+            g.set_state(key, false).await?;
+            g.comment(key, &remediated_note(f)).await
         }
         Client::Webhook(w) => w.post(Event::Remediated, f, m, Some(key)).await.map(drop),
         _ => Err(not_a_tracker("close")),
