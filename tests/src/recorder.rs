@@ -128,7 +128,8 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
             let mut s = state.lock().unwrap();
             let n = s.requests.len();
             let fault = s.fault.as_mut().map_or(Fault::None, |f| f(n, &req));
-            let (status, body) = if fault == Fault::Fail { (500, json!({"message": "injected"})) } else { act(&mut s, &req) };
+            let (status, body) =
+                if fault == Fault::Fail { (500, json!({"message": "injected"})) } else { act(&mut s, &req) };
             s.requests.push(Request { fault, ..req });
             (fault, status, body)
         };
@@ -137,7 +138,8 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
             return;
         }
         let body = body.to_string();
-        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        let head =
+            format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
         if out.write_all(head.as_bytes()).and_then(|_| out.write_all(body.as_bytes())).is_err() {
             return;
         }
@@ -175,11 +177,13 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 /// GitHub's issue routes on the server's own issues; anything else: 200 `{}`.
 fn act(s: &mut State, req: &Request) -> (u16, Value) {
     let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let issue_json = |i: &Issue| json!({ "number": i.number, "html_url": format!("http://tracker.invalid/{}", i.number) });
+    let issue_json =
+        |i: &Issue| json!({ "number": i.number, "html_url": format!("http://tracker.invalid/{}", i.number) });
     match (req.method.as_str(), parts.as_slice()) {
         ("POST", ["repos", _, _, "issues"]) => {
             let number = s.issues.len() as u64 + 1;
-            let labels = req.body["labels"].as_array().map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect());
+            let labels =
+                req.body["labels"].as_array().map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect());
             s.issues.push(Issue {
                 number,
                 title: req.body["title"].as_str().unwrap_or_default().into(),
@@ -209,13 +213,15 @@ fn act(s: &mut State, req: &Request) -> (u16, Value) {
             }
             None => (404, json!({"message": "Not Found"})),
         },
-        ("POST", ["repos", _, _, "issues", n, "comments"]) => match s.issues.iter_mut().find(|i| i.number.to_string() == *n) {
-            Some(i) => {
-                i.comments.push(req.body["body"].as_str().unwrap_or_default().into());
-                (201, json!({"id": 1}))
+        ("POST", ["repos", _, _, "issues", n, "comments"]) => {
+            match s.issues.iter_mut().find(|i| i.number.to_string() == *n) {
+                Some(i) => {
+                    i.comments.push(req.body["body"].as_str().unwrap_or_default().into());
+                    (201, json!({"id": 1}))
+                }
+                None => (404, json!({"message": "Not Found"})),
             }
-            None => (404, json!({"message": "Not Found"})),
-        },
+        }
         _ => (200, json!({})),
     }
 }
@@ -317,7 +323,10 @@ fn smtp_session(conn: TcpStream, mails: Arc<Mutex<Vec<Mail>>>) {
                 data.push_str(&l);
             }
             mail.data = data;
-            mails.lock().unwrap().push(std::mem::replace(&mut mail, Mail { from: String::new(), to: Vec::new(), data: String::new() }));
+            mails
+                .lock()
+                .unwrap()
+                .push(std::mem::replace(&mut mail, Mail { from: String::new(), to: Vec::new(), data: String::new() }));
             "250 queued\r\n"
         } else if upper.starts_with("QUIT") {
             let _ = say("221 bye\r\n");

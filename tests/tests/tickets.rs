@@ -49,7 +49,12 @@ fn finding(n: u16, kind: Kind, severity: Severity) -> Finding {
 
 fn configure(store: &Store, text: &str) {
     notify::Integrations::parse(text).expect("a valid integrations file");
-    let doc = Document { kind: "integrations".into(), name: "integrations.toml".into(), text: text.into(), stored_at: SystemTime::now() };
+    let doc = Document {
+        kind: "integrations".into(),
+        name: "integrations.toml".into(),
+        text: text.into(),
+        stored_at: SystemTime::now(),
+    };
     store.put_document(&doc).unwrap();
 }
 
@@ -121,14 +126,24 @@ async fn tickets_survive_errors_and_timeouts_exactly_once() {
     let issues = one_issue_each(&rec, &findings);
     let reqs = rec.requests();
     let failed = reqs.iter().filter(|r| r.fault == Fault::Fail).count();
-    eprintln!("8 findings: {} requests, {failed} failed on purpose, {} creates sent, 8 issues", reqs.len(), creates(&rec));
+    eprintln!(
+        "8 findings: {} requests, {failed} failed on purpose, {} creates sent, 8 issues",
+        reqs.len(),
+        creates(&rec)
+    );
     assert!(failed > 0, "some requests failed on purpose");
     assert!(reqs.iter().any(|r| matches!(r.fault, Fault::StallAfter(_))), "one create stalled");
     // The stalled create was found by its label, not filed again.
-    assert!(reqs.iter().any(|r| r.method == "GET" && r.query.contains("vantage%3AF-")), "a lost create is searched for");
+    assert!(
+        reqs.iter().any(|r| r.method == "GET" && r.query.contains("vantage%3AF-")),
+        "a lost create is searched for"
+    );
     assert!(reqs.iter().all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}"))));
     let created = reqs.iter().find(|r| r.method == "POST" && r.fault == Fault::None).unwrap();
-    assert!(created.body["title"].as_str().unwrap().contains("CRITICAL") || created.body["title"].as_str().unwrap().contains("HIGH"));
+    assert!(
+        created.body["title"].as_str().unwrap().contains("CRITICAL")
+            || created.body["title"].as_str().unwrap().contains("HIGH")
+    );
     assert!(created.body["body"].as_str().unwrap().contains("Why it matters"));
     for f in &findings {
         let t = store.ticket(&f.id, "gh").unwrap().expect("ticket stored");
@@ -235,7 +250,10 @@ async fn a_new_critical_finding_is_escalated_to_chat_mail_and_owner() {
     assert_eq!(esc.channels.len(), 3, "{esc:?}");
     assert!(store.escalation("F-2").unwrap().is_none());
     // Seen again next month: not new, not escalated again.
-    assert_eq!(notify::store_findings(&store, &[critical.clone()], &[critical]).unwrap(), 0);
+    assert_eq!(
+        notify::store_findings(&store, std::slice::from_ref(&critical), std::slice::from_ref(&critical)).unwrap(),
+        0
+    );
 }
 
 // ---------------------------------------------------------------- end to end

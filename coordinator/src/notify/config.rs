@@ -234,13 +234,18 @@ impl Integrations {
 
     /// A line for `check`: what the file holds.
     pub fn summary(&self) -> String {
-        let names: Vec<String> = self.integrations.iter().map(|i| format!("{} ({})", i.name, i.target.kind())).collect();
+        let names: Vec<String> =
+            self.integrations.iter().map(|i| format!("{} ({})", i.name, i.target.kind())).collect();
         let escalate = if self.escalate.is_empty() { "none".to_string() } else { self.escalate.join(", ") };
         format!("{} integrations: {}; escalation to {escalate}", names.len(), names.join(", "))
     }
 }
 
 type S<T> = Option<Spanned<T>>;
+/// A required field's value, checked.
+type Need<'a> = &'a dyn Fn(&S<String>, &str) -> Result<String, ConfigError>;
+/// An optional `*_env` field, checked.
+type Env<'a> = &'a dyn Fn(&S<String>, &str) -> Result<Option<Secret>, ConfigError>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -313,7 +318,12 @@ impl Integrations {
             field: None,
             problem: e.message().trim().to_string(),
         })?;
-        let mut out = Integrations { attempts: 5, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300), ..Default::default() };
+        let mut out = Integrations {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            ..Default::default()
+        };
         for (name, raw) in file.integration {
             out.integrations.push(integration(&at, name, raw)?);
         }
@@ -322,7 +332,11 @@ impl Integrations {
                 return Err(at.err("escalate", &e.span(), format!("no integration named `{}`", e.get_ref())));
             };
             if matches!(i.target, Target::Jira(_) | Target::GitHub(_)) {
-                return Err(at.err("escalate", &e.span(), format!("`{}` files tickets; escalate to slack, email or webhook", e.get_ref())));
+                return Err(at.err(
+                    "escalate",
+                    &e.span(),
+                    format!("`{}` files tickets; escalate to slack, email or webhook", e.get_ref()),
+                ));
             }
             out.escalate.push(e.get_ref().clone());
         }
@@ -339,7 +353,11 @@ impl Integrations {
         }
         for (name, t) in &file.templates {
             if super::templates::check_name(name).is_err() {
-                return Err(at.err(format!("templates.{name}"), &t.span(), super::templates::check_name(name).unwrap_err()));
+                return Err(at.err(
+                    format!("templates.{name}"),
+                    &t.span(),
+                    super::templates::check_name(name).unwrap_err(),
+                ));
             }
             super::templates::check_source(name, t.get_ref())
                 .map_err(|e| at.err(format!("templates.{name}"), &t.span(), e))?;
@@ -366,8 +384,9 @@ impl Integrations {
 }
 
 fn severity(at: &At, field: &str, s: &Spanned<String>) -> Result<Severity, ConfigError> {
-    Severity::parse(s.get_ref())
-        .ok_or_else(|| at.err(field, &s.span(), format!("`{}` is no severity (critical, high, medium, low)", s.get_ref())))
+    Severity::parse(s.get_ref()).ok_or_else(|| {
+        at.err(field, &s.span(), format!("`{}` is no severity (critical, high, medium, low)", s.get_ref()))
+    })
 }
 
 fn duration(at: &At, field: &str, s: &Spanned<String>) -> Result<Duration, ConfigError> {
@@ -393,7 +412,11 @@ fn integration(at: &At, name: Spanned<String>, raw: Spanned<RawIntegration>) -> 
         let Some(s) = v else { return Ok(None) };
         let ok = !s.get_ref().is_empty() && s.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return Err(at.err(f(field), &s.span(), format!("`{}` is no environment variable name (A-Z, 0-9, _)", s.get_ref())));
+            return Err(at.err(
+                f(field),
+                &s.span(),
+                format!("`{}` is no environment variable name (A-Z, 0-9, _)", s.get_ref()),
+            ));
         }
         Ok(Some(Secret { env: s.get_ref().clone() }))
     };
@@ -425,7 +448,11 @@ fn integration(at: &At, name: Spanned<String>, raw: Spanned<RawIntegration>) -> 
         "slack" => &["url", "url_env"],
         "email" => &["smtp", "tls", "from", "to", "user", "password_env"],
         other => {
-            return Err(at.err(f("kind"), &raw.kind.span(), format!("`{other}` is no integration kind (jira, github, webhook, slack, email)")));
+            return Err(at.err(
+                f("kind"),
+                &raw.kind.span(),
+                format!("`{other}` is no integration kind (jira, github, webhook, slack, email)"),
+            ));
         }
     };
     for (field, span) in raw.present() {
@@ -443,7 +470,9 @@ fn integration(at: &At, name: Spanned<String>, raw: Spanned<RawIntegration>) -> 
             api: match &raw.api {
                 None => 2,
                 Some(a) if matches!(a.get_ref(), 2 | 3) => *a.get_ref(),
-                Some(a) => return Err(at.err(f("api"), &a.span(), format!("{}: Jira's REST API is 2 or 3", a.get_ref()))),
+                Some(a) => {
+                    return Err(at.err(f("api"), &a.span(), format!("{}: Jira's REST API is 2 or 3", a.get_ref())));
+                }
             },
             done_transition: raw.done_transition.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "Done".into()),
             labels,
@@ -464,7 +493,11 @@ fn integration(at: &At, name: Spanned<String>, raw: Spanned<RawIntegration>) -> 
     let is_tracker = matches!(target, Target::Jira(_) | Target::GitHub(_) | Target::Webhook(_));
     let tickets = match &raw.tickets {
         Some(t) if *t.get_ref() && !is_tracker => {
-            return Err(at.err(f("tickets"), &t.span(), format!("a {kind} integration only notifies; tickets go to jira, github or webhook")));
+            return Err(at.err(
+                f("tickets"),
+                &t.span(),
+                format!("a {kind} integration only notifies; tickets go to jira, github or webhook"),
+            ));
         }
         Some(t) => *t.get_ref(),
         None => is_tracker,
@@ -478,7 +511,9 @@ fn integration(at: &At, name: Spanned<String>, raw: Spanned<RawIntegration>) -> 
         Some(list) => list
             .get_ref()
             .iter()
-            .map(|k| Kind::parse(k).ok_or_else(|| at.err(f("kinds"), &list.span(), format!("`{k}` is no finding kind"))))
+            .map(|k| {
+                Kind::parse(k).ok_or_else(|| at.err(f("kinds"), &list.span(), format!("`{k}` is no finding kind")))
+            })
             .collect::<Result<_, _>>()?,
     };
     let timeout = match &raw.timeout {
@@ -521,8 +556,8 @@ fn email(
     at: &At,
     raw: &RawIntegration,
     f: &dyn Fn(&str) -> String,
-    need: &dyn Fn(&S<String>, &str) -> Result<String, ConfigError>,
-    env: &dyn Fn(&S<String>, &str) -> Result<Option<Secret>, ConfigError>,
+    need: Need,
+    env: Env,
 ) -> Result<Email, ConfigError> {
     let smtp = need(&raw.smtp, "smtp")?;
     let span = raw.smtp.as_ref().expect("needed").span();
@@ -540,8 +575,13 @@ fn email(
     let to = raw.to.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
     for a in std::iter::once(&from).chain(&to) {
         if a.parse::<lettre::Address>().is_err() {
-            let span = if *a == from { raw.from.as_ref().map(Spanned::span) } else { raw.to.as_ref().map(Spanned::span) };
-            return Err(at.err(f(if *a == from { "from" } else { "to" }), &span.unwrap_or_default(), format!("`{a}` is no email address")));
+            let span =
+                if *a == from { raw.from.as_ref().map(Spanned::span) } else { raw.to.as_ref().map(Spanned::span) };
+            return Err(at.err(
+                f(if *a == from { "from" } else { "to" }),
+                &span.unwrap_or_default(),
+                format!("`{a}` is no email address"),
+            ));
         }
     }
     let password = env(&raw.password_env, "password_env")?;

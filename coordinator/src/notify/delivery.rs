@@ -213,7 +213,9 @@ impl Notifier {
         let store_err = |e: StoreError| DeliveryError::Config(format!("store: {e}"));
         match &item.action {
             Action::Sync => self.sync(client, integration, &p.templates, f).await,
-            Action::Escalate => self.escalate(client, &integration.name, &p.templates, f, None).await.map_err(store_err)?,
+            Action::Escalate => {
+                self.escalate(client, &integration.name, &p.templates, f, None).await.map_err(store_err)?
+            }
             Action::EscalateOwner { to } => {
                 self.escalate(client, &integration.name, &p.templates, f, Some(to)).await.map_err(store_err)?
             }
@@ -227,7 +229,13 @@ impl Notifier {
     }
 
     /// Brings the finding's ticket in `integration` to the finding's state.
-    async fn sync(&self, c: &Client, integration: &Integration, t: &Templates, f: &Finding) -> Result<(), DeliveryError> {
+    async fn sync(
+        &self,
+        c: &Client,
+        integration: &Integration,
+        t: &Templates,
+        f: &Finding,
+    ) -> Result<(), DeliveryError> {
         let now = SystemTime::now();
         let stored = self.store.ticket(&f.id, &integration.name).map_err(|e| DeliveryError::Config(e.to_string()))?;
         let remediated = matches!(f.status, Status::Remediated { .. });
@@ -276,7 +284,9 @@ impl Notifier {
                 close(c, &key, f, &t.render(f, Event::Remediated)).await?;
                 rec.state = TicketState::Closed;
             }
-            (TicketState::Open, false) if fp != rec.fingerprint => update(c, &key, f, &t.render(f, Event::Updated)).await?,
+            (TicketState::Open, false) if fp != rec.fingerprint => {
+                update(c, &key, f, &t.render(f, Event::Updated)).await?
+            }
             (TicketState::Closed, false) => {
                 reopen(c, &key, f, &t.render(f, Event::Updated)).await?;
                 rec.state = TicketState::Open;
@@ -317,7 +327,9 @@ impl Notifier {
             Client::Slack(s) => s.post(&m).await,
             Client::Email(e) => e.send(&m, owner).await,
             Client::Webhook(w) => w.post(Event::Escalated, f, &m, None).await.map(drop),
-            Client::Jira(_) | Client::GitHub(_) => Err(DeliveryError::Config(format!("{channel} files tickets; it cannot escalate"))),
+            Client::Jira(_) | Client::GitHub(_) => {
+                Err(DeliveryError::Config(format!("{channel} files tickets; it cannot escalate")))
+            }
         };
         if let Err(e) = sent {
             return Ok(Err(e));

@@ -31,7 +31,8 @@ impl EmailClient {
         };
         let mut builder = builder.port(self.cfg.port).timeout(Some(self.timeout));
         if let (Some(user), Some(password)) = (&self.cfg.user, &self.cfg.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.value().map_err(DeliveryError::Config)?));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.value().map_err(DeliveryError::Config)?));
         }
         Ok(builder.build())
     }

@@ -48,7 +48,8 @@ impl GitHubClient {
     pub async fn create(&self, f: &Finding, m: &Message) -> Result<TicketRef, DeliveryError> {
         let body = json!({ "title": m.title, "body": m.body, "labels": self.labels(f) });
         let v = send_json("github create", self.req(reqwest::Method::POST, "/issues")?.json(&body)).await?;
-        Self::issue_ref(&v).ok_or_else(|| DeliveryError::Answer { what: "github create".into(), detail: "no issue number".into() })
+        Self::issue_ref(&v)
+            .ok_or_else(|| DeliveryError::Answer { what: "github create".into(), detail: "no issue number".into() })
     }
 
     pub async fn find(&self, f: &Finding) -> Result<Option<TicketRef>, DeliveryError> {
@@ -77,7 +78,8 @@ impl GitHubClient {
     }
 
     pub async fn set_state(&self, key: &str, open: bool) -> Result<(), DeliveryError> {
-        let body = if open { json!({ "state": "open" }) } else { json!({ "state": "closed", "state_reason": "completed" }) };
+        let body =
+            if open { json!({ "state": "open" }) } else { json!({ "state": "closed", "state_reason": "completed" }) };
         let path = format!("/issues/{}", Self::number(key));
         send("github state", self.req(reqwest::Method::PATCH, &path)?.json(&body)).await.map(drop)
     }

@@ -9,10 +9,10 @@
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 
+use super::TicketRef;
 use super::config::Jira;
 use super::http::{DeliveryError, client, send, send_json};
 use super::templates::Message;
-use super::TicketRef;
 use crate::review::findings::Finding;
 
 pub struct JiraClient {
@@ -68,10 +68,10 @@ impl JiraClient {
         fields["project"] = json!({ "key": self.cfg.project });
         fields["issuetype"] = json!({ "name": self.cfg.issue_type });
         let v = send_json("jira create", self.req(Method::POST, "/issue")?.json(&json!({ "fields": fields }))).await?;
-        let key = v.get("key").and_then(Value::as_str).ok_or_else(|| DeliveryError::Answer {
-            what: "jira create".into(),
-            detail: "no issue key".into(),
-        })?;
+        let key = v
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DeliveryError::Answer { what: "jira create".into(), detail: "no issue key".into() })?;
         Ok(TicketRef { key: key.to_string(), url: Some(self.browse(key)) })
     }
 
@@ -81,7 +81,12 @@ impl JiraClient {
         let path = if self.cfg.api == 3 { "/search/jql" } else { "/search" };
         let req = self.req(Method::GET, path)?.query(&[("jql", jql.as_str()), ("fields", "key")]);
         let v = send_json("jira find", req).await?;
-        let key = v.get("issues").and_then(Value::as_array).and_then(|a| a.first()).and_then(|i| i.get("key")).and_then(Value::as_str);
+        let key = v
+            .get("issues")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|i| i.get("key"))
+            .and_then(Value::as_str);
         Ok(key.map(|k| TicketRef { key: k.to_string(), url: Some(self.browse(k)) }))
     }
 
@@ -109,7 +114,8 @@ impl JiraClient {
             tracing::warn!(issue = key, transition = %wanted, "jira offers no such transition; commented only");
             return Ok(false);
         };
-        let req = self.req(Method::POST, &format!("/issue/{key}/transitions"))?.json(&json!({ "transition": { "id": id } }));
+        let req =
+            self.req(Method::POST, &format!("/issue/{key}/transitions"))?.json(&json!({ "transition": { "id": id } }));
         send("jira transition", req).await.map(|_| true)
     }
 }

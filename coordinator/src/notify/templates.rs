@@ -157,7 +157,10 @@ pub fn check_source(name: &str, source: &str) -> Result<(), String> {
 }
 
 fn builtins() -> BTreeMap<String, String> {
-    let mut out = BTreeMap::from([("base.title".to_string(), BASE_TITLE.to_string()), ("base.body".to_string(), BASE_BODY.to_string())]);
+    let mut out = BTreeMap::from([
+        ("base.title".to_string(), BASE_TITLE.to_string()),
+        ("base.body".to_string(), BASE_BODY.to_string()),
+    ]);
     for (k, _, risk, steps) in KINDS {
         out.insert(
             format!("{k}.body"),
@@ -321,14 +324,18 @@ mod tests {
     fn a_user_template_wins_over_the_builtin() {
         let o = BTreeMap::from([("exposed-service.title".to_string(), "DB open: {{ id }} {{ target }}".to_string())]);
         let t = Templates::new(&o, None).unwrap();
-        assert_eq!(t.render(&finding("F-2", Kind::ExposedService), Event::Created).title, "DB open: F-2 127.0.0.1:5432/tcp");
+        assert_eq!(
+            t.render(&finding("F-2", Kind::ExposedService), Event::Created).title,
+            "DB open: F-2 127.0.0.1:5432/tcp"
+        );
         // Other kinds keep the built-in.
         assert!(t.render(&finding("F-3", Kind::Undocumented), Event::Created).title.starts_with("[F-3] CRITICAL"));
     }
 
     #[test]
     fn a_user_layout_applies_to_every_builtin_body() {
-        let o = BTreeMap::from([("base.body".to_string(), "ours {{ id }}: {% block risk %}{% endblock %}".to_string())]);
+        let o =
+            BTreeMap::from([("base.body".to_string(), "ours {{ id }}: {% block risk %}{% endblock %}".to_string())]);
         let t = Templates::new(&o, None).unwrap();
         let body = t.render(&finding("F-4", Kind::KnownExploited), Event::Created).body;
         assert!(body.starts_with("ours F-4: The version answering here"), "{body}");

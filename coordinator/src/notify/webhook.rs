@@ -27,7 +27,13 @@ impl WebhookClient {
     }
 
     /// Posts one event; the receiver's JSON answer, if any.
-    pub async fn post(&self, event: Event, f: &Finding, m: &Message, ticket: Option<&str>) -> Result<serde_json::Value, DeliveryError> {
+    pub async fn post(
+        &self,
+        event: Event,
+        f: &Finding,
+        m: &Message,
+        ticket: Option<&str>,
+    ) -> Result<serde_json::Value, DeliveryError> {
         let url = self.cfg.url.resolve().map_err(DeliveryError::Config)?;
         let key = format!("{}:{}:{}:{:016x}", f.id, self.name, event.as_str(), fingerprint(f));
         let body = json!({

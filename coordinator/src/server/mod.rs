@@ -163,9 +163,10 @@ impl Coordinator {
         let expiry = tokio::spawn(expire_leases(self.scheduler.clone(), shutdown.clone()));
         // Drains due deliveries for its grace period after shutdown, before the final flush.
         let notifier = crate::notify::Notifier::new(self.store.clone(), self.cfg.notify);
-        let notifier = tokio::spawn(
-            tracing::Instrument::instrument(notifier.run(shutdown.clone()), tracing::info_span!("notify")),
-        );
+        let notifier = tokio::spawn(tracing::Instrument::instrument(
+            notifier.run(shutdown.clone()),
+            tracing::info_span!("notify"),
+        ));
         let router = vantage_proto::transport::server()
             .add_service(AgentLinkServer::new(agent_link))
             .add_service(control)

@@ -172,16 +172,15 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
         let coverage = Coverage { scanned: &is_covered, confirmed_closed: confirmed.as_ref() };
         let mut id_error = None;
         let before = store2.findings()?;
-        let outcome =
-            reconcile(before.clone(), candidates, period, record.built_at, &inputs.policy, coverage, || {
-                if plan_only {
-                    return "F-?".into();
-                }
-                store2.next_finding_id().unwrap_or_else(|e| {
-                    id_error.get_or_insert(e);
-                    String::new()
-                })
-            });
+        let outcome = reconcile(before.clone(), candidates, period, record.built_at, &inputs.policy, coverage, || {
+            if plan_only {
+                return "F-?".into();
+            }
+            store2.next_finding_id().unwrap_or_else(|e| {
+                id_error.get_or_insert(e);
+                String::new()
+            })
+        });
         if let Some(e) = id_error {
             return Err(e);
         }
@@ -246,7 +245,9 @@ pub fn record(f: &Finding) -> v1::FindingRecord {
 pub fn record_with_notes(store: &Store, f: &Finding) -> Result<v1::FindingRecord, StoreError> {
     let notes = crate::notify::Notes::of(store, &f.id)?;
     let mut json = serde_json::to_value(f).expect("findings serialize");
-    if let (Some(obj), serde_json::Value::Object(extra)) = (json.as_object_mut(), serde_json::to_value(notes).expect("notes serialize")) {
+    if let (Some(obj), serde_json::Value::Object(extra)) =
+        (json.as_object_mut(), serde_json::to_value(notes).expect("notes serialize"))
+    {
         obj.extend(extra);
     }
     Ok(v1::FindingRecord { id: f.id.clone(), json: serde_json::to_vec(&json).expect("json serializes") })

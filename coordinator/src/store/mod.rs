@@ -13,9 +13,9 @@
 mod commit;
 mod findings;
 mod fleet;
-mod tickets;
 pub mod keys;
 pub mod records;
+mod tickets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

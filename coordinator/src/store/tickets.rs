@@ -44,7 +44,9 @@ impl Store {
             })
             .map_err(|e: sled::transaction::TransactionError<()>| match e {
                 sled::transaction::TransactionError::Storage(e) => StoreError::Io(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Commit("outbox transaction aborted".into()),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Commit("outbox transaction aborted".into())
+                }
             })
     }
 

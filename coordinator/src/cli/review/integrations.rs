@@ -54,7 +54,10 @@ pub fn run(cmd: IntegrationsCommand) -> anyhow::Result<()> {
         .map_err(|e| UsageError(format!("{name}: {e}")))?;
     if !cfg.templates.is_empty() || cfg.templates_dir.is_some() {
         let names: Vec<&str> = cfg.templates.keys().map(String::as_str).collect();
-        println!("templates overridden: {}", if names.is_empty() { "from templates_dir".into() } else { names.join(", ") });
+        println!(
+            "templates overridden: {}",
+            if names.is_empty() { "from templates_dir".into() } else { names.join(", ") }
+        );
     }
     Ok(())
 }

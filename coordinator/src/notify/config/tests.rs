@@ -85,7 +85,9 @@ fn a_missing_field_names_the_table_line_and_field() {
 fn a_bad_value_names_its_line_and_field() {
     let e = err("[integration.gh]\nkind = \"github\"\nrepo = \"security\"\ntoken_env = \"T\"\n");
     assert_eq!(e, "line 3: integration.gh.repo: `security`: write owner/name");
-    let e = err("[integration.j]\nkind = \"jira\"\nurl = \"https://j.example.invalid\"\nproject = \"S\"\ntoken_env = \"T\"\napi = 4\n");
+    let e = err(
+        "[integration.j]\nkind = \"jira\"\nurl = \"https://j.example.invalid\"\nproject = \"S\"\ntoken_env = \"T\"\napi = 4\n",
+    );
     assert!(e.starts_with("line 6: integration.j.api: 4"), "{e}");
     let e = err("[integration.s]\nkind = \"slack\"\nurl = \"hooks.example.invalid\"\n");
     assert!(e.starts_with("line 3: integration.s.url: `hooks.example.invalid` is no http(s) URL"), "{e}");
@@ -132,11 +134,20 @@ fn email_fields_are_checked() {
     let base = "[integration.m]\nkind = \"email\"\nfrom = \"v@example.invalid\"\n";
     assert!(err(&format!("{base}smtp = \"mail.example.invalid\"\n")).starts_with("line 4: integration.m.smtp:"));
     assert!(err(&format!("{base}smtp = \"h:25\"\ntls = \"ssl\"\n")).starts_with("line 5: integration.m.tls:"));
-    assert!(err(&format!("{base}smtp = \"h:25\"\nto = [\"not an address\"]\n")).starts_with("line 5: integration.m.to:"));
+    assert!(
+        err(&format!("{base}smtp = \"h:25\"\nto = [\"not an address\"]\n")).starts_with("line 5: integration.m.to:")
+    );
 }
 
 #[test]
 fn toml_errors_keep_their_line() {
     assert!(err("[integration.x\n").starts_with("line 1:"));
     assert!(err("\n\nnonsense = 1\n").starts_with("line 3: unknown field `nonsense`"), "{}", err("\n\nnonsense = 1\n"));
+}
+
+#[test]
+fn the_shipped_sample_parses() {
+    let c = Integrations::parse(include_str!("../../../../deploy/integrations.sample.toml")).unwrap();
+    assert_eq!(c.integrations.len(), 5);
+    assert_eq!(c.owner_via.as_deref(), Some("email-oncall"));
 }
