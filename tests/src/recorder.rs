@@ -137,7 +137,8 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
             std::thread::sleep(d);
             return;
         }
-        let body = body.to_string();
+        // A 204 has no body (one would be read as the next answer on the connection).
+        let body = if status == 204 { String::new() } else { body.to_string() };
         let head =
             format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
         if out.write_all(head.as_bytes()).and_then(|_| out.write_all(body.as_bytes())).is_err() {
@@ -222,6 +223,68 @@ fn act(s: &mut State, req: &Request) -> (u16, Value) {
                 None => (404, json!({"message": "Not Found"})),
             }
         }
+        _ => jira(s, req, &parts),
+    }
+}
+
+/// Jira's issue routes (REST API 2) on the same issues: keys `SEC-<n>`.
+fn jira(s: &mut State, req: &Request, parts: &[&str]) -> (u16, Value) {
+    let key_of = |i: &Issue| format!("SEC-{}", i.number);
+    let find = |s: &mut State, k: &str| s.issues.iter_mut().position(|i| format!("SEC-{}", i.number) == k);
+    match (req.method.as_str(), parts) {
+        ("POST", ["rest", "api", _, "issue"]) => {
+            let fields = &req.body["fields"];
+            let number = s.issues.len() as u64 + 1;
+            let labels =
+                fields["labels"].as_array().map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect());
+            s.issues.push(Issue {
+                number,
+                title: fields["summary"].as_str().unwrap_or_default().into(),
+                body: fields["description"].as_str().unwrap_or_default().into(),
+                labels: labels.unwrap_or_default(),
+                open: true,
+                comments: Vec::new(),
+                edits: 0,
+            });
+            (201, json!({ "key": format!("SEC-{number}") }))
+        }
+        ("GET", ["rest", "api", _, "search"]) => {
+            let jql = req.query.split('&').find_map(|kv| kv.strip_prefix("jql=")).map(decode).unwrap_or_default();
+            let found: Vec<Value> = s
+                .issues
+                .iter()
+                .filter(|i| i.labels.iter().any(|l| jql.contains(&format!("labels = \"{l}\""))))
+                .map(|i| json!({ "key": key_of(i) }))
+                .collect();
+            (200, json!({ "issues": found }))
+        }
+        ("PUT", ["rest", "api", _, "issue", k]) => match find(s, k) {
+            Some(n) => {
+                s.issues[n].title = req.body["fields"]["summary"].as_str().unwrap_or_default().into();
+                s.issues[n].edits += 1;
+                (204, Value::Null)
+            }
+            None => (404, json!({})),
+        },
+        ("POST", ["rest", "api", _, "issue", k, "comment"]) => match find(s, k) {
+            Some(n) => {
+                s.issues[n].comments.push(req.body["body"].as_str().unwrap_or_default().into());
+                (201, json!({}))
+            }
+            None => (404, json!({})),
+        },
+        ("GET", ["rest", "api", _, "issue", k, "transitions"]) => match find(s, k) {
+            Some(n) if s.issues[n].open => (200, json!({ "transitions": [{ "id": "31", "name": "Done" }] })),
+            Some(_) => (200, json!({ "transitions": [{ "id": "11", "name": "Reopen" }] })),
+            None => (404, json!({})),
+        },
+        ("POST", ["rest", "api", _, "issue", k, "transitions"]) => match find(s, k) {
+            Some(n) if req.body["transition"]["id"] == "31" => {
+                s.issues[n].open = false;
+                (204, Value::Null)
+            }
+            _ => (400, json!({})),
+        },
         _ => (200, json!({})),
     }
 }

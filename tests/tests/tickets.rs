@@ -212,6 +212,53 @@ async fn a_restart_while_the_tracker_fails_files_nothing_twice() {
 }
 
 #[tokio::test]
+async fn jira_issues_are_created_once_and_transitioned_when_remediated() {
+    token();
+    let rec = HttpRecorder::start();
+    let mut draw: u64 = 0x7a11;
+    rec.set_faults(move |_, r| {
+        // The first create takes effect and then stalls; then a third of the requests fail.
+        if r.method == "POST" && r.path.ends_with("/issue") && r.body["fields"]["labels"][1] == "vantage-F-1" {
+            return Fault::StallAfter(Duration::from_secs(1));
+        }
+        draw = draw.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        if (draw >> 33) % 3 == 0 { Fault::Fail } else { Fault::None }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let text = format!(
+        "[retry]\nattempts = 2\nbackoff = \"20ms\"\nmax_backoff = \"100ms\"\n[integration.jira]\nkind = \"jira\"\n\
+         url = \"{}\"\nproject = \"SEC\"\nuser = \"vantage@example.invalid\"\ntoken_env = \"{TOKEN_ENV}\"\n\
+         timeout = \"300ms\"\n",
+        rec.url()
+    );
+    configure(&store, &text);
+    let findings: Vec<Finding> = (1..=4).map(|n| finding(n, Kind::KnownExploited, Severity::Critical)).collect();
+    notify::store_findings(&store, &[], &findings).unwrap();
+    deliver_all(&store).await;
+    let issues = rec.issues();
+    assert_eq!(issues.len(), 4, "one issue per finding, the stalled create adopted: {issues:#?}");
+    let reqs = rec.requests();
+    // Basic auth: user and token.
+    let auth = reqs[0].header("authorization").unwrap();
+    assert!(auth.starts_with("Basic "), "{auth}");
+    let first = reqs.iter().find(|r| r.method == "POST" && r.fault == Fault::None).unwrap();
+    assert_eq!(first.body["fields"]["project"]["key"], "SEC");
+    assert!(first.body["fields"]["description"].as_str().unwrap().contains("exploiting in the wild"));
+    assert_eq!(store.ticket("F-1", "jira").unwrap().unwrap().key.as_deref(), Some("SEC-1"));
+
+    let mut after = findings.clone();
+    after[0].status = Status::Remediated { at: SystemTime::now(), period: "2026-12".parse().unwrap() };
+    notify::store_findings(&store, &findings, &after).unwrap();
+    deliver_all(&store).await;
+    let closed = rec.issues().into_iter().find(|i| i.number == 1).unwrap();
+    assert!(!closed.open, "moved through Done: {closed:?}");
+    let log: Vec<String> = rec.requests().iter().map(|r| format!("{} {} {:?}", r.method, r.path, r.fault)).collect();
+    assert_eq!(closed.comments.iter().filter(|c| c.contains("remediated")).count(), 1, "{log:#?}");
+    assert_eq!(rec.issues().len(), 4);
+}
+
+#[tokio::test]
 async fn a_new_critical_finding_is_escalated_to_chat_mail_and_owner() {
     let rec = HttpRecorder::start();
     let smtp = SmtpRecorder::start();
