@@ -222,7 +222,7 @@ async fn jira_issues_are_created_once_and_transitioned_when_remediated() {
             return Fault::StallAfter(Duration::from_secs(1));
         }
         draw = draw.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        if (draw >> 33) % 3 == 0 { Fault::Fail } else { Fault::None }
+        if (draw >> 33).is_multiple_of(3) { Fault::Fail } else { Fault::None }
     });
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
