@@ -82,9 +82,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     };
     let coordinator = Coordinator::open(cfg).await?;
     if let Some(doc) = integrations {
-        let info = crate::server::review::put_document(coordinator.store(), doc)
+        crate::server::review::put_document(coordinator.store(), doc)
             .map_err(|s| anyhow::anyhow!("storing the integrations: {}", s.message()))?;
-        tracing::info!(summary = %info.summary, "integrations stored");
     }
     let listener =
         TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
