@@ -8,10 +8,12 @@
 //! * [`server`]: the gRPC services, planner and scheduler (`vantage serve`).
 //! * [`store`]: sled behind a typed API; the only module that touches sled.
 //! * [`review`]: periods' baselines and the diff between them.
+//! * [`notify`]: tickets and notifications (Jira, GitHub, webhooks, Slack, email) from findings.
 //! * [`cli`]: the operator commands, one folder per noun, one file per verb,
 //!   and the embedded mode that runs a coordinator and an agent in-process.
 
 pub mod cli;
+pub mod notify;
 pub mod review;
 pub mod server;
 pub mod store;

@@ -7,6 +7,7 @@
 //! * [`proc`]: child processes that are killed (by PID) when the test ends,
 //!   and commands run with a time limit.
 //! * [`targets`]: loopback listeners with a known ground truth.
+//! * [`recorder`]: a recording HTTP tracker and SMTP server for the ticket tests.
 //! * [`lab`]: a network of namespaces in 198.18.0.0/15 with a known ground
 //!   truth at scale (needs root); `vantage-lab` drives it from a shell.
 //!
@@ -17,6 +18,7 @@ pub mod bins;
 pub mod fleet;
 pub mod lab;
 pub mod proc;
+pub mod recorder;
 pub mod targets;
 
 /// Whether a test that needs root may run. In CI (`CI=true`) a missing

@@ -168,6 +168,11 @@ pub enum Command {
     /// --config`: check one, or print a commented sample. Works on the file alone.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Ticket trackers and notification channels (integrations.toml): check
+    /// a file offline. `vantage serve --integrations` and `vantage review
+    /// --integrations` put it to work.
+    #[command(subcommand)]
+    Integrations(review::integrations::IntegrationsCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -194,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Register(cmd) => review::register::run(cmd),
         Command::Inventory(cmd) => review::inventory::run(cmd),
         Command::Config(cmd) => config::run(cmd),
+        Command::Integrations(cmd) => review::integrations::run(cmd),
     }
 }
 

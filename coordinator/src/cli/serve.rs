@@ -19,6 +19,7 @@ pub const ENV_SHARD_PROBES: &str = "VANTAGE_SHARD_PROBES";
 pub const ENV_LEASE: &str = "VANTAGE_LEASE";
 pub const ENV_AGENT_CERT_TTL: &str = "VANTAGE_AGENT_CERT_TTL";
 pub const ENV_CONFIG: &str = "VANTAGE_CONFIG";
+pub const ENV_INTEGRATIONS: &str = "VANTAGE_INTEGRATIONS";
 
 /// Agents renew at two thirds of their certificate's life: shorter than
 /// this, they would do little else.
@@ -49,6 +50,13 @@ pub struct ServeArgs {
     /// global ones that serving uses; see `vantage config sample`.
     #[arg(long, env = ENV_CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Ticket trackers and notification channels (integrations.toml), stored
+    /// with the coordinator: reviews file their findings there and escalate
+    /// new critical ones at once. Secrets come from this process's
+    /// environment (`token_env = "JIRA_TOKEN"`).
+    #[arg(long, env = ENV_INTEGRATIONS, value_name = "FILE")]
+    pub integrations: Option<PathBuf>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -78,7 +86,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         lease: args.lease,
         ..CoordinatorConfig::new(data_dir, global.scope()?, security)
     };
+    // Checked before anything starts, so that a bad file costs nothing.
+    let integrations = match &args.integrations {
+        Some(path) => Some(super::review::findings::document(vantage_proto::v1::DocumentKind::Integrations, path)?),
+        None => None,
+    };
     let coordinator = Coordinator::open(cfg).await?;
+    if let Some(doc) = integrations {
+        crate::server::review::put_document(coordinator.store(), doc)
+            .map_err(|s| anyhow::anyhow!("storing the integrations: {}", s.message()))?;
+    }
     let listener =
         TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();

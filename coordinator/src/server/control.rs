@@ -311,7 +311,7 @@ impl Control for ControlService {
         _req: Request<v1::ListFindingsRequest>,
     ) -> Result<Response<Self::ListFindingsStream>, Status> {
         let records: Vec<Result<v1::FindingRecord, Status>> =
-            self.store.findings()?.iter().map(|f| Ok(review::record(f))).collect();
+            self.store.findings()?.iter().map(|f| Ok(review::record_with_notes(&self.store, f)?)).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(records))))
     }
 

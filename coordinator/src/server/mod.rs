@@ -58,6 +58,8 @@ pub struct CoordinatorConfig {
     /// A lease without progress for this long goes to another agent.
     pub lease: Duration,
     pub security: Security,
+    /// The delivery of tickets and notifications (`crate::notify`).
+    pub notify: crate::notify::NotifierConfig,
 }
 
 /// How the coordinator proves itself and checks its callers.
@@ -88,7 +90,14 @@ impl std::fmt::Debug for Security {
 
 impl CoordinatorConfig {
     pub fn new(data_dir: PathBuf, scope: Scope, security: Security) -> Self {
-        CoordinatorConfig { data_dir, scope, shard_probes: None, lease: Duration::from_secs(60), security }
+        CoordinatorConfig {
+            data_dir,
+            scope,
+            shard_probes: None,
+            lease: Duration::from_secs(60),
+            security,
+            notify: crate::notify::NotifierConfig::default(),
+        }
     }
 }
 
@@ -108,6 +117,10 @@ impl Coordinator {
             tracing::info!(scans = resumed, "resuming unfinished scans");
         }
         Ok(Coordinator { cfg, store, scheduler })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Serves agents and operators on `listener` until `shutdown` fires.
@@ -148,6 +161,12 @@ impl Coordinator {
             Ok(req)
         });
         let expiry = tokio::spawn(expire_leases(self.scheduler.clone(), shutdown.clone()));
+        // Drains due deliveries for its grace period after shutdown, before the final flush.
+        let notifier = crate::notify::Notifier::new(self.store.clone(), self.cfg.notify);
+        let notifier = tokio::spawn(tracing::Instrument::instrument(
+            notifier.run(shutdown.clone()),
+            tracing::info_span!("notify"),
+        ));
         let router = vantage_proto::transport::server()
             .add_service(AgentLinkServer::new(agent_link))
             .add_service(control)
@@ -155,6 +174,7 @@ impl Coordinator {
         tracing::info!(listen = ?addr, tls = !trust.is_insecure(), scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
         let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
         expiry.abort();
+        let _ = notifier.await;
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }

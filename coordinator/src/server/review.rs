@@ -27,6 +27,7 @@ pub fn kind_name(kind: v1::DocumentKind) -> Option<&'static str> {
         v1::DocumentKind::Register => Some("register"),
         v1::DocumentKind::Inventory => Some("inventory"),
         v1::DocumentKind::Policy => Some("policy"),
+        v1::DocumentKind::Integrations => Some(crate::notify::DOCUMENT_KIND),
         v1::DocumentKind::Unspecified => None,
     }
 }
@@ -46,6 +47,10 @@ pub fn check(kind: &str, name: &str, text: &str) -> Result<String, String> {
         "policy" => {
             Policy::parse(text).map_err(|e| format!("{name}: {e}"))?;
             Ok("policy".to_string())
+        }
+        crate::notify::DOCUMENT_KIND => {
+            let i = crate::notify::Integrations::parse(text).map_err(|e| format!("{name}: {e}"))?;
+            Ok(i.summary())
         }
         other => Err(format!("unknown document kind {other}")),
     }
@@ -168,21 +173,25 @@ pub async fn review(store: &Store, req: v1::ReviewRequest) -> Result<v1::ReviewS
             |addr, proto, port| covered.iter().any(|(t, p, pr)| *pr == proto && p.contains(port) && t.contains(addr));
         let coverage = Coverage { scanned: &is_covered, confirmed: confirmed.as_ref() };
         let mut id_error = None;
-        let outcome =
-            reconcile(store2.findings()?, candidates, period, record.built_at, &inputs.policy, coverage, || {
-                if plan_only {
-                    return "F-?".into();
-                }
-                store2.next_finding_id().unwrap_or_else(|e| {
-                    id_error.get_or_insert(e);
-                    String::new()
-                })
-            });
+        let before = store2.findings()?;
+        let outcome = reconcile(before.clone(), candidates, period, record.built_at, &inputs.policy, coverage, || {
+            if plan_only {
+                return "F-?".into();
+            }
+            store2.next_finding_id().unwrap_or_else(|e| {
+                id_error.get_or_insert(e);
+                String::new()
+            })
+        });
         if let Some(e) = id_error {
             return Err(e);
         }
         if !plan_only {
-            store2.put_findings(&outcome.findings)?;
+            // With the deliveries (tickets, escalations) their changes cause, in one step.
+            let queued = crate::notify::store_findings(&store2, &before, &outcome.findings)?;
+            if queued > 0 {
+                tracing::info!(%period, deliveries = queued, "tickets and notifications queued");
+            }
         }
         // What a re-probe must see again on ports whose findings change away
         // (read again: few ports, and the entries went into the judging).
@@ -263,6 +272,18 @@ pub fn record(f: &Finding) -> v1::FindingRecord {
     v1::FindingRecord { id: f.id.clone(), json: serde_json::to_vec(f).expect("findings serialize") }
 }
 
+/// A finding with its tickets and escalation ([`crate::notify::Notes`]) in the same JSON object.
+pub fn record_with_notes(store: &Store, f: &Finding) -> Result<v1::FindingRecord, StoreError> {
+    let notes = crate::notify::Notes::of(store, &f.id)?;
+    let mut json = serde_json::to_value(f).expect("findings serialize");
+    if let (Some(obj), serde_json::Value::Object(extra)) =
+        (json.as_object_mut(), serde_json::to_value(notes).expect("notes serialize"))
+    {
+        obj.extend(extra);
+    }
+    Ok(v1::FindingRecord { id: f.id.clone(), json: serde_json::to_vec(&json).expect("json serializes") })
+}
+
 pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::FindingRecord, Status> {
     let mut f = store.finding(&req.id)?.ok_or_else(|| Status::not_found(format!("no finding {}", req.id)))?;
     let now = SystemTime::now();
@@ -287,8 +308,9 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
         }
         None => return Err(Status::invalid_argument("no action: acknowledge or accept-risk")),
     };
+    let before = f.clone();
     f.history.push(crate::review::findings::Event { at: now, period: None, what });
-    store.put_findings(std::slice::from_ref(&f))?;
+    crate::notify::store_findings(store, std::slice::from_ref(&before), std::slice::from_ref(&f))?;
     store.flush().await?;
     Ok(record(&f))
 }

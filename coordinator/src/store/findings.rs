@@ -23,7 +23,7 @@ pub struct Document {
     pub stored_at: SystemTime,
 }
 
-fn finding_key(k: &FindingKey) -> Vec<u8> {
+pub(super) fn finding_key(k: &FindingKey) -> Vec<u8> {
     let mut key = Vec::with_capacity(21);
     keys::push_port_key(&mut key, k.addr, k.proto, k.port);
     key.push(Kind::ALL.iter().position(|x| *x == k.kind).expect("every kind is in ALL") as u8);

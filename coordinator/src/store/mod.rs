@@ -15,6 +15,7 @@ mod findings;
 mod fleet;
 pub mod keys;
 pub mod records;
+mod tickets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,9 @@ const TREE_DOCUMENTS: &str = "documents";
 const TREE_VULNS: &str = "vulns";
 const TREE_AGENTS: &str = "agents";
 const TREE_TOKENS: &str = "join_tokens";
+const TREE_TICKETS: &str = "tickets";
+const TREE_OUTBOX: &str = "notify_outbox";
+const TREE_ESCALATIONS: &str = "escalations";
 /// Baseline entries per sled value, compressed with LZ4. A month's baseline
 /// is millions of ports, only ever read whole and in order. Measured on 2M
 /// entries: one key per entry spent 4.6-6.5 s in per-key overhead; sled's
@@ -103,6 +107,9 @@ pub struct Store {
     vulns: sled::Tree,
     agents: sled::Tree,
     tokens: sled::Tree,
+    tickets: sled::Tree,
+    outbox: sled::Tree,
+    escalations: sled::Tree,
     /// The group committer's queue, started with the first commit.
     commit: Arc<Mutex<Option<commit::GroupCommit>>>,
     /// Runs before each group is flushed: tests stall or slow the committer.
@@ -149,6 +156,9 @@ impl Store {
             vulns: db.open_tree(TREE_VULNS)?,
             agents: db.open_tree(TREE_AGENTS)?,
             tokens: db.open_tree(TREE_TOKENS)?,
+            tickets: db.open_tree(TREE_TICKETS)?,
+            outbox: db.open_tree(TREE_OUTBOX)?,
+            escalations: db.open_tree(TREE_ESCALATIONS)?,
             meta,
             db,
             _lock: Arc::new(lock),

@@ -1203,6 +1203,8 @@ pub enum DocumentKind {
     Register = 1,
     Inventory = 2,
     Policy = 3,
+    /// Ticket trackers and notification channels (integrations.toml).
+    Integrations = 4,
 }
 impl DocumentKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1215,6 +1217,7 @@ impl DocumentKind {
             Self::Register => "DOCUMENT_KIND_REGISTER",
             Self::Inventory => "DOCUMENT_KIND_INVENTORY",
             Self::Policy => "DOCUMENT_KIND_POLICY",
+            Self::Integrations => "DOCUMENT_KIND_INTEGRATIONS",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1224,6 +1227,7 @@ impl DocumentKind {
             "DOCUMENT_KIND_REGISTER" => Some(Self::Register),
             "DOCUMENT_KIND_INVENTORY" => Some(Self::Inventory),
             "DOCUMENT_KIND_POLICY" => Some(Self::Policy),
+            "DOCUMENT_KIND_INTEGRATIONS" => Some(Self::Integrations),
             _ => None,
         }
     }

@@ -86,6 +86,8 @@ const EXAMPLES: &[Example] = &[
     Example { key: "scope", value: "\"scope.txt\"", set: true },
     // Unset: shards sized from the agents' pace.
     Example { key: "shard-probes", value: "32768", set: false },
+    // Next to this file: deploy/integrations.sample.toml shows what goes in it.
+    Example { key: "integrations", value: "\"integrations.toml\"", set: false },
 ];
 
 /// What `vantage serve --config` files may hold: the options of `serve` and

@@ -46,6 +46,11 @@ pub struct ReviewArgs {
     /// A policy file (TOML: [deadlines], [severity]) to store and apply.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Ticket trackers and notification channels (integrations.toml) to
+    /// store: the review's new and changed findings are filed and escalated
+    /// there (`vantage integrations check FILE` checks it offline).
+    #[arg(long, value_name = "FILE")]
+    pub integrations: Option<PathBuf>,
     /// Scan these targets for the period first (as `vantage scan --targets
     /// ... --period PERIOD` with its defaults), then review: the whole
     /// monthly review in one command.
@@ -159,6 +164,7 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
         (v1::DocumentKind::Register, &args.register),
         (v1::DocumentKind::Inventory, &args.inventory),
         (v1::DocumentKind::Policy, &args.policy),
+        (v1::DocumentKind::Integrations, &args.integrations),
     ] {
         if let Some(path) = path {
             documents.push(document(kind, path)?);
@@ -295,7 +301,7 @@ async fn confirm_gone(
     Ok((closed, changed))
 }
 
-fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocumentRequest> {
+pub fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocumentRequest> {
     let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
     let name = path.display().to_string();
     let kind_name = crate::server::review::kind_name(kind).expect("a named kind");
@@ -305,10 +311,14 @@ fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocume
 }
 
 async fn list(conn: &mut Connection) -> anyhow::Result<Vec<Finding>> {
+    records(conn).await?.iter().map(|r| Ok(serde_json::from_slice(&r.json)?)).collect()
+}
+
+async fn records(conn: &mut Connection) -> anyhow::Result<Vec<v1::FindingRecord>> {
     let mut stream = conn.control.list_findings(v1::ListFindingsRequest {}).await.map_err(status_error)?.into_inner();
     let mut out = Vec::new();
     while let Some(r) = stream.message().await.map_err(status_error)? {
-        out.push(serde_json::from_slice(&r.json)?);
+        out.push(r);
     }
     Ok(out)
 }
@@ -339,12 +349,19 @@ async fn findings_on(conn: &mut Connection, args: FindingsArgs) -> anyhow::Resul
             return print_list(&shown, l.format, now);
         }
         Some(FindingsAction::Show { id, format }) => {
-            let f = list(conn)
+            let r = records(conn)
                 .await?
                 .into_iter()
-                .find(|f| f.id.eq_ignore_ascii_case(&id))
+                .find(|r| r.id.eq_ignore_ascii_case(&id))
                 .ok_or_else(|| UsageError(format!("no finding {id} (vantage findings --all lists them)")))?;
-            return print_one(&f, format, now);
+            if format == Format::Json {
+                let v: serde_json::Value = serde_json::from_slice(&r.json)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let f: Finding = serde_json::from_slice(&r.json)?;
+            print_one(&f, now);
+            return print_notes(&serde_json::from_slice(&r.json)?);
         }
         Some(FindingsAction::Export { format: ExportFormat::Defectdojo, output }) => {
             let doc = crate::review::export::defectdojo(&list(conn).await?, now);
@@ -433,11 +450,7 @@ fn print_list(findings: &[Finding], format: Format, now: SystemTime) -> anyhow::
     Ok(())
 }
 
-fn print_one(f: &Finding, format: Format, now: SystemTime) -> anyhow::Result<()> {
-    if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(f)?);
-        return Ok(());
-    }
+fn print_one(f: &Finding, now: SystemTime) {
     println!("{} {} ({}, {})", f.id, f.key, f.severity, f.status.name());
     println!("{}", f.sentence);
     println!(
@@ -458,6 +471,19 @@ fn print_one(f: &Finding, format: Format, now: SystemTime) -> anyhow::Result<()>
     for e in &f.history {
         let period = e.period.map(|p| format!(" [{p}]")).unwrap_or_default();
         println!("  {}{period} {}", rfc3339(e.at), e.what);
+    }
+}
+
+/// Tickets and escalation, after a finding's history.
+fn print_notes(n: &crate::notify::Notes) -> anyhow::Result<()> {
+    for t in &n.tickets {
+        let key = t.key.as_deref().unwrap_or("(create sent, no answer yet)");
+        let url = t.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+        println!("ticket: {} {key}{url} ({}, updated {})", t.integration, t.state.as_str(), rfc3339(t.updated_at));
+    }
+    if let Some(e) = &n.escalation {
+        let channels: Vec<&str> = e.channels.keys().map(String::as_str).collect();
+        println!("escalated: {} to {}", rfc3339(e.at), channels.join(", "));
     }
     Ok(())
 }
