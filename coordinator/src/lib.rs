@@ -8,10 +8,13 @@
 //! * [`server`]: the gRPC services, planner and scheduler (`vantage serve`).
 //! * [`store`]: sled behind a typed API; the only module that touches sled.
 //! * [`review`]: periods' baselines and the diff between them.
+//! * [`report`]: the monthly report (HTML, Markdown, JSON, CSV) built from findings,
+//!   the diff and baselines.
 //! * [`cli`]: the operator commands, one folder per noun, one file per verb,
 //!   and the embedded mode that runs a coordinator and an agent in-process.
 
 pub mod cli;
+pub mod report;
 pub mod review;
 pub mod server;
 pub mod store;

@@ -288,7 +288,8 @@ fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocume
     Ok(v1::PutDocumentRequest { kind: kind as i32, name, text })
 }
 
-async fn list(conn: &mut Connection) -> anyhow::Result<Vec<Finding>> {
+/// Every finding the coordinator keeps.
+pub(crate) async fn list(conn: &mut Connection) -> anyhow::Result<Vec<Finding>> {
     let mut stream = conn.control.list_findings(v1::ListFindingsRequest {}).await.map_err(status_error)?.into_inner();
     let mut out = Vec::new();
     while let Some(r) = stream.message().await.map_err(status_error)? {
