@@ -98,8 +98,11 @@ fn finding(i: u64, seed: u64, months: &[Period]) -> Finding {
     let port = [22u16, 443, 3306, 5432, 8080, 6379, 25, 993][rng.below(8) as usize];
     let start = rng.below(months.len() as u64) as usize;
     let opened = start_of(months[start]) + HOUR * rng.below(200) as u32;
-    let mut history =
-        vec![Event { at: opened, period: Some(months[start]), what: format!("found ({severity}, due within 24 hours)") }];
+    let mut history = vec![Event {
+        at: opened,
+        period: Some(months[start]),
+        what: format!("found ({severity}, due within 24 hours)"),
+    }];
     let mut status = Status::Open;
     let mut last = months[months.len() - 1];
     let (mut repeats, mut opened_at) = (0, opened);
@@ -110,7 +113,11 @@ fn finding(i: u64, seed: u64, months: &[Period]) -> Finding {
     if start + 1 < months.len() && rng.below(100) < 40 {
         let end = start + 1 + rng.below((months.len() - start - 1) as u64) as usize;
         let at = start_of(months[end]);
-        history.push(Event { at, period: Some(months[end]), what: "port no longer open: remediated after 9 hours".into() });
+        history.push(Event {
+            at,
+            period: Some(months[end]),
+            what: "port no longer open: remediated after 9 hours".into(),
+        });
         status = Status::Remediated { at, period: months[end] };
         last = months[end];
         if end + 1 < months.len() && rng.below(100) < 15 {

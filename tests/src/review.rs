@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::bins;
 use crate::proc::run;
+use serde_json::Value;
 
 /// How long one `vantage` command may take.
 pub const LIMIT: Duration = Duration::from_secs(120);

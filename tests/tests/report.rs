@@ -58,7 +58,7 @@ fn reports() -> &'static Reports {
         scan(dir, &[ssh_port, doc_port, odd_port, port(&fresh)], "2026-11");
         ok(dir, &["review", "2026-11"]);
 
-        let mut text = |format: &str, file: &str| {
+        let text = |format: &str, file: &str| {
             let path = dir.join(file);
             let args = ["report", "--period", "2026-11", "--format", format, "-o", path.to_str().unwrap()];
             let out = ok(dir, &[&args[..], &["--policy", policy.to_str().unwrap()]].concat());
@@ -97,10 +97,7 @@ fn a_report_summarises_the_period_in_every_format() {
     // Cost avoided from the policy's figures: one medium closure.
     assert_eq!(r.json["cost"]["period_total"], 10_000);
     let metrics: Vec<&str> = r.json["metrics"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        metrics,
-        ["exposed-services", "mttr", "documented-share", "repeats", "acknowledgement", "cost-avoided"]
-    );
+    assert_eq!(metrics, ["exposed-services", "mttr", "documented-share", "repeats", "acknowledgement", "cost-avoided"]);
 
     assert!(r.md.starts_with("# External port review 2026-11\n"), "{}", r.md);
     for section in ["## Executive summary", "## Baseline comparison", "## Findings by priority", "## Remediation"] {

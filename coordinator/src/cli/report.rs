@@ -154,11 +154,8 @@ async fn fetch(conn: &mut Connection, period: Option<Period>) -> anyhow::Result<
     let previous = baselines.iter().map(|(p, _)| *p).filter(|p| *p < period).max();
     let mut changes = Vec::new();
     if let Some(prev) = previous {
-        let request = v1::DiffRequest {
-            from_period: prev.to_string(),
-            to_period: period.to_string(),
-            ..Default::default()
-        };
+        let request =
+            v1::DiffRequest { from_period: prev.to_string(), to_period: period.to_string(), ..Default::default() };
         let (_, all) = diff::collect(conn, request).await?;
         changes = all.into_iter().map(|c| DiffChange { change: c.change, confirmed: c.confirmed }).collect();
     }

@@ -15,9 +15,12 @@ const COLOURS: [RGBColor; 4] =
 
 /// The metric as an SVG chart, or `None` when it has no value at all.
 pub fn svg(m: &Metric) -> Option<String> {
-    let max = m.series.iter().flat_map(|s| s.values.iter().flatten()).copied().fold(None, |a: Option<f64>, v| {
-        Some(a.map_or(v, |a| a.max(v)))
-    })?;
+    let max = m
+        .series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .copied()
+        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))?;
     let mut out = String::new();
     draw(m, max, &mut out).ok()?;
     // Inline in HTML the namespace is implied; without it the page names no
@@ -52,6 +55,7 @@ fn draw(m: &Metric, max: f64, out: &mut String) -> Result<(), Box<dyn std::error
         .x_labels(m.periods.len())
         .x_label_formatter(&label)
         .y_labels(5)
+        .y_label_formatter(&|v| super::html::number(*v))
         .y_desc(m.unit.as_str())
         .label_style(("sans-serif", 11))
         .light_line_style(RGBColor(0xee, 0xee, 0xee))

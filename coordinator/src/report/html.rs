@@ -40,15 +40,8 @@ pub fn render(r: &Report) -> Result<String, minijinja::Error> {
         .iter()
         .map(|s| Group { severity: *s, rows: r.findings.iter().filter(|f| f.severity == *s).collect() })
         .collect();
-    let metrics: Vec<MetricView> = r
-        .metrics
-        .iter()
-        .map(|m| MetricView {
-            title: m.title,
-            note: &m.note,
-            latest: latest_text(m, r),
-        })
-        .collect();
+    let metrics: Vec<MetricView> =
+        r.metrics.iter().map(|m| MetricView { title: m.title, note: &m.note, latest: latest_text(m, r) }).collect();
     // Safe strings: charts drawn from numbers and our own labels only.
     let svgs: Vec<Value> =
         r.metrics.iter().map(|m| charts::svg(m).map(Value::from_safe_string).unwrap_or(Value::from(()))).collect();
@@ -93,7 +86,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -38,7 +38,11 @@ pub fn render(r: &Report) -> String {
 
 fn write_all(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "# External port review {}\n", r.period)?;
-    writeln!(o, "Statuses as of {}. Built from the coordinator's findings and baselines; nothing was scanned.\n", r.as_of)?;
+    writeln!(
+        o,
+        "Statuses as of {}. Built from the coordinator's findings and baselines; nothing was scanned.\n",
+        r.as_of
+    )?;
     summary(o, r)?;
     changes(o, r)?;
     findings(o, r)?;
@@ -144,7 +148,10 @@ fn tracking(o: &mut String, r: &Report) -> std::fmt::Result {
     if r.tracking.is_empty() {
         return writeln!(o, "No finding from an earlier month.\n");
     }
-    writeln!(o, "| ID | Severity | Port | Status | First seen | Age (days) | Repeat |\n|---|---|---|---|---|---:|---|")?;
+    writeln!(
+        o,
+        "| ID | Severity | Port | Status | First seen | Age (days) | Repeat |\n|---|---|---|---|---|---:|---|"
+    )?;
     for t in &r.tracking {
         let status = match t.remediated_in {
             Some(p) => format!("{} in {p}", t.status),

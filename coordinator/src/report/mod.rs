@@ -226,7 +226,8 @@ pub const MONTHS: usize = 12;
 pub fn build(inputs: &Inputs<'_>) -> Report {
     let p = inputs.period;
     let rounds: Vec<Vec<metrics::Round>> = inputs.findings.iter().map(metrics::rounds).collect();
-    let open_at = |q: Period| -> Vec<usize> { (0..rounds.len()).filter(|&i| metrics::open_at(&rounds[i], q)).collect() };
+    let open_at =
+        |q: Period| -> Vec<usize> { (0..rounds.len()).filter(|&i| metrics::open_at(&rounds[i], q)).collect() };
     let open_now = open_at(p);
     let summary = summary(inputs, &rounds, &open_now, &open_at);
     let mut findings: Vec<&Finding> = open_now.iter().map(|&i| &inputs.findings[i]).collect();

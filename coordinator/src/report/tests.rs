@@ -28,7 +28,8 @@ fn key(port: u16) -> FindingKey {
 
 /// A finding opened in `opened` at `t`, remediated `after` later in `closed`.
 fn finding(port: u16, severity: Severity, opened: &str, t: SystemTime, closed: Option<(&str, Duration)>) -> Finding {
-    let mut history = vec![Event { at: t, period: Some(per(opened)), what: format!("found ({severity}, due within 24 hours)") }];
+    let mut history =
+        vec![Event { at: t, period: Some(per(opened)), what: format!("found ({severity}, due within 24 hours)") }];
     let status = match closed {
         Some((p, after)) => {
             history.push(Event {
@@ -199,10 +200,7 @@ fn documented_share_counts_ports_a_register_entry_documents() {
     // Two findings on one documented port count once.
     let mut also = documented.clone();
     also.key.kind = Kind::ReviewOverdue;
-    let w = World::new(
-        vec![documented, also, finding(2, Severity::Medium, "2026-11", t, None)],
-        &[("2026-11", 4)],
-    );
+    let w = World::new(vec![documented, also, finding(2, Severity::Medium, "2026-11", t, None)], &[("2026-11", 4)]);
     let r = w.report("2026-11");
     assert_eq!(last(metric(&r, "documented-share"), "documented"), Some(25.0));
     assert_eq!(last(metric(&r, "exposed-services"), "open ports"), Some(4.0));

@@ -161,6 +161,9 @@ impl Coordinator {
         tracing::info!(listen = ?addr, tls = !trust.is_insecure(), scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
         let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
         expiry.abort();
+        // Wait for it to be dropped: it holds the store (through the scheduler),
+        // and the next process or embedded run cannot open the store until then.
+        let _ = expiry.await;
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }

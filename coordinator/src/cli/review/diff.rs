@@ -223,7 +223,10 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
 }
 
 /// The diff's header and every change, as the coordinator streams them.
-pub(crate) async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Result<(v1::DiffHeader, Vec<ChangeJson>)> {
+pub(crate) async fn collect(
+    conn: &mut Connection,
+    request: v1::DiffRequest,
+) -> anyhow::Result<(v1::DiffHeader, Vec<ChangeJson>)> {
     let mut stream = conn.control.diff(request).await.map_err(status_error)?.into_inner();
     let mut header = v1::DiffHeader::default();
     let mut changes = Vec::new();
