@@ -2,7 +2,9 @@
 //! memory over 65,536 hosts, and rate caps kept to within 5 %; and two that
 //! need no network beyond loopback: the diff of two 1,000,000-port baselines
 //! ([`diffcheck`](crate::diffcheck)) and the coordinator's ingest rate with
-//! 50 agents streaming at once ([`ingest`](crate::ingest)).
+//! 50 agents streaming at once ([`ingest`](crate::ingest)); and one that
+//! needs nothing but this process: the report of 10,000 findings
+//! ([`reportcheck`](crate::reportcheck)).
 //!
 //! A "block" is two namespaces joined by one veth pair, with no route out:
 //! the scanner (198.18.0.1/30) routes 198.19.0.0/16 to the target
@@ -22,6 +24,7 @@ use vantage_tests::lab::net;
 use crate::diffcheck::{self, DiffConfig};
 use crate::ingest::{self, IngestConfig};
 use crate::measure::measure;
+use crate::reportcheck::{self, ReportConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Check {
@@ -35,12 +38,14 @@ pub enum Check {
     Ingest,
     /// The same scan across 1, 2 and 4 agents of one region, with added latency (see `scaling`).
     Scaling,
+    /// The monthly report of a period with --report-findings findings over 12 periods: model and HTML (no lab needed).
+    Report,
 }
 
 impl Check {
     /// Does the check scan the block (and so need root and a lab)?
     pub fn needs_lab(self) -> bool {
-        !matches!(self, Check::Diff | Check::Ingest)
+        !matches!(self, Check::Diff | Check::Ingest | Check::Report)
     }
 }
 
@@ -93,6 +98,7 @@ pub struct Figure {
 pub struct CheckConfigs {
     pub diff: DiffConfig,
     pub ingest: IngestConfig,
+    pub report: ReportConfig,
 }
 
 pub fn run(checks: &[Check], prefix: &str, vantage: &Path, configs: &CheckConfigs) -> anyhow::Result<Vec<Figure>> {
@@ -111,6 +117,7 @@ pub fn run(checks: &[Check], prefix: &str, vantage: &Path, configs: &CheckConfig
             (Check::Rate, Some(block)) => figures.extend(rates(block, vantage, &scope, dir.path())?),
             (Check::Diff, _) => figures.extend(diffcheck::run(&configs.diff, vantage)?),
             (Check::Ingest, _) => figures.extend(ingest::run(&configs.ingest, vantage)?),
+            (Check::Report, _) => figures.extend(reportcheck::run(&configs.report)?),
             (Check::Scaling, _) => figures.extend(crate::scaling::run(prefix, configs.diff.runs, configs.diff.seed)?),
             (Check::Memory | Check::Rate, None) => unreachable!("the block is up for the checks that need it"),
         }

@@ -17,6 +17,8 @@
 //!   diff`), made up by `synth`; needs no lab and no root.
 //! * `ingest`: observations per second `vantage serve` stores from 50
 //!   simulated agents, and its peak memory (`--checks ingest`); loopback only.
+//! * `reportcheck`: the monthly report of 10,000 findings, model and HTML
+//!   (`--checks report`); in this process alone.
 
 /// The same allocator as `vantage`, so the diff check's in-process stages
 /// measure what the product does.
@@ -32,6 +34,7 @@ mod ingest;
 mod measure;
 mod parse;
 mod report;
+mod reportcheck;
 mod scaling;
 mod services;
 mod synth;
@@ -93,7 +96,7 @@ struct Args {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     masscan_wait: Duration,
     /// Instead of the tool comparison, measure these Vantage figures
-    /// (comma-separated): memory, rate, diff, ingest. With diff and
+    /// (comma-separated): memory, rate, diff, ingest, scaling, report. With diff and
     /// ingest, --runs repeats the measurements (diff on the same store,
     /// ingest each time on a new coordinator).
     #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "services")]
@@ -105,6 +108,9 @@ struct Args {
     /// does not exist, reused as it is if it does) instead of a temporary one.
     #[arg(long)]
     diff_store: Option<PathBuf>,
+    /// Findings of the period `--checks report` reports on.
+    #[arg(long, default_value_t = 10_000)]
+    report_findings: u64,
     /// Simulated agents of `--checks ingest`, streaming at once.
     #[arg(long, default_value_t = 50)]
     ingest_agents: u32,
@@ -224,8 +230,15 @@ fn run(args: Args) -> anyhow::Result<()> {
                 runs: args.runs,
                 limit: args.limit,
             },
+            report: reportcheck::ReportConfig { findings: args.report_findings, seed: args.seed, runs: args.runs },
         };
-        let figures = checks::run(&args.checks, &args.lab, &vantage_tests::bins::vantage(), &configs)?;
+        // The report check runs in this process: it alone needs no `vantage` binary built.
+        let vantage = if args.checks.iter().all(|c| *c == checks::Check::Report) {
+            PathBuf::new()
+        } else {
+            vantage_tests::bins::vantage()
+        };
+        let figures = checks::run(&args.checks, &args.lab, &vantage, &configs)?;
         for figure in &figures {
             println!("{:<50} {}", figure.name, figure.value);
         }

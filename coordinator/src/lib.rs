@@ -9,11 +9,14 @@
 //! * [`store`]: sled behind a typed API; the only module that touches sled.
 //! * [`review`]: periods' baselines and the diff between them.
 //! * [`notify`]: tickets and notifications (Jira, GitHub, webhooks, Slack, email) from findings.
+//! * [`report`]: the monthly report (HTML, Markdown, JSON, CSV) built from findings,
+//!   the diff and baselines.
 //! * [`cli`]: the operator commands, one folder per noun, one file per verb,
 //!   and the embedded mode that runs a coordinator and an agent in-process.
 
 pub mod cli;
 pub mod notify;
+pub mod report;
 pub mod review;
 pub mod server;
 pub mod store;

@@ -6,6 +6,8 @@
 //!   loopback, with real certificates.
 //! * [`proc`]: child processes that are killed (by PID) when the test ends,
 //!   and commands run with a time limit.
+//! * [`review`]: `vantage` over one data directory: scans for a period,
+//!   reviews, findings as JSON.
 //! * [`targets`]: loopback listeners with a known ground truth.
 //! * [`recorder`]: a recording HTTP tracker and SMTP server for the ticket tests.
 //! * [`lab`]: a network of namespaces in 198.18.0.0/15 with a known ground
@@ -19,6 +21,7 @@ pub mod fleet;
 pub mod lab;
 pub mod proc;
 pub mod recorder;
+pub mod review;
 pub mod targets;
 
 /// Whether a test that needs root may run. In CI (`CI=true`) a missing

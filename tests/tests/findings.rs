@@ -5,30 +5,11 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use serde_json::Value;
-use vantage_tests::bins;
-use vantage_tests::proc::run;
-
-const LIMIT: Duration = Duration::from_secs(120);
-
-fn vantage(data: &Path, args: &[&str]) -> std::process::Output {
-    run(Command::new(bins::vantage()).arg("--data-dir").arg(data).args(args), LIMIT)
-}
-
-fn ok(data: &Path, args: &[&str]) -> std::process::Output {
-    let out = vantage(data, args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn json(data: &Path, args: &[&str]) -> Value {
-    serde_json::from_slice(&ok(data, args).stdout).expect("one JSON document")
-}
+use vantage_tests::review::{find, json, ok, port, scan, ssh_like, vantage};
 
 /// A listener that greets like OpenSSH 9.2p1, or like vsftpd 3.0.3 while
 /// `ftp` is set (at most 200 connections).
@@ -46,40 +27,6 @@ fn switching(ftp: Arc<AtomicBool>) -> TcpListener {
         }
     });
     l
-}
-
-/// A listener that greets like OpenSSH 9.2p1 (at most 50 connections).
-fn ssh_like() -> TcpListener {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = l.try_clone().unwrap();
-    std::thread::spawn(move || {
-        for mut s in server.incoming().take(50).flatten() {
-            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
-        }
-    });
-    l
-}
-
-fn port(l: &TcpListener) -> u16 {
-    l.local_addr().unwrap().port()
-}
-
-fn scan(data: &Path, ports: &[u16], period: &str) {
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    ok(
-        data,
-        &["scan", "--targets", "127.0.0.1", "--ports", &list.join(","), "--period", period, "--detect-timeout", "1s"],
-    );
-}
-
-/// The finding of `kind` on `port`.
-fn find<'a>(findings: &'a Value, port: u16, kind: &str) -> &'a Value {
-    findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["key"]["port"] == port && f["key"]["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} finding on {port} in {findings:#}"))
 }
 
 #[test]

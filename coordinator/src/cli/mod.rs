@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod output;
 pub mod pki;
 pub mod reachability;
+pub mod report;
 pub mod review;
 pub mod scan;
 pub mod serve;
@@ -148,6 +149,9 @@ pub enum Command {
     /// Judge a period's baseline against the register, inventory, vulnerability
     /// data and policy: findings with severity, owner and deadline.
     Review(review::findings::ReviewArgs),
+    /// A period's report: executive summary, changes, findings by priority,
+    /// remediation tracking, 12-month metrics (HTML, Markdown, JSON, CSV).
+    Report(report::ReportArgs),
     /// The findings: list and filter (default: those still to act on), show one,
     /// acknowledge, accept a risk until a date.
     Findings(review::findings::FindingsArgs),
@@ -194,6 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cmd) => review::import::run(&cli.global, cmd).await,
         Command::Review(args) => review::findings::review(&cli.global, args).await,
         Command::Findings(args) => review::findings::findings(&cli.global, args).await,
+        Command::Report(args) => report::run(&cli.global, args).await,
         Command::Vulns(cmd) => review::vulns::run(&cli.global, cmd).await,
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),

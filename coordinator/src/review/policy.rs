@@ -16,6 +16,11 @@
 //! [severity]                  # per finding kind; any subset
 //! inventory-mismatch = "low"
 //! review-overdue = "high"
+//!
+//! [costs]                     # optional: what one exposure would cost if exploited,
+//! currency = "EUR"            # per severity; reports show the cost avoided by closures
+//! critical = 250000
+//! high = 50000
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +45,19 @@ pub struct Policy {
     pub deadlines: BTreeMap<Severity, Duration>,
     /// Severity, by finding kind.
     pub severity: BTreeMap<Kind, Severity>,
+    /// The user's estimate of what an exploited exposure costs, by severity;
+    /// `None` until configured (reports then say how, and invent nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub costs: Option<Costs>,
+}
+
+/// What one exposure of a severity would cost if exploited, in `currency`:
+/// the user's own figures, for the reports' "cost avoided".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Costs {
+    pub currency: String,
+    /// Severities without a figure count as zero.
+    pub per_severity: BTreeMap<Severity, u64>,
 }
 
 impl Default for Policy {
@@ -53,6 +71,7 @@ impl Default for Policy {
                 (Severity::Low, hours(90 * 24)),
             ]),
             severity: Kind::ALL.iter().map(|k| (*k, k.default_severity())).collect(),
+            costs: None,
         }
     }
 }
@@ -64,6 +83,7 @@ struct File {
     deadlines: BTreeMap<String, toml::Spanned<String>>,
     #[serde(default)]
     severity: BTreeMap<String, toml::Spanned<String>>,
+    costs: Option<toml::Spanned<BTreeMap<String, toml::Spanned<toml::Value>>>>,
 }
 
 impl Policy {
@@ -98,6 +118,9 @@ impl Policy {
             })?;
             policy.severity.insert(kind, severity);
         }
+        if let Some(costs) = &file.costs {
+            policy.costs = Some(parse_costs(costs, &line_of)?);
+        }
         Ok(policy)
     }
 
@@ -108,6 +131,35 @@ impl Policy {
     pub fn deadline_of(&self, severity: Severity) -> Duration {
         self.deadlines.get(&severity).copied().unwrap_or(Duration::from_secs(90 * 24 * 3600))
     }
+}
+
+/// The `[costs]` table: a currency and whole amounts per severity.
+fn parse_costs(
+    table: &toml::Spanned<BTreeMap<String, toml::Spanned<toml::Value>>>,
+    line_of: &dyn Fn(usize) -> Option<usize>,
+) -> Result<Costs, PolicyError> {
+    let mut currency = None;
+    let mut per_severity = BTreeMap::new();
+    for (name, value) in table.get_ref() {
+        let at = |problem: String| PolicyError { line: line_of(value.span().start), problem };
+        if name == "currency" {
+            let c = value.get_ref().as_str().map(str::trim).filter(|c| !c.is_empty());
+            currency = Some(c.ok_or_else(|| at("costs.currency: write a currency, e.g. \"EUR\"".into()))?.to_string());
+            continue;
+        }
+        let severity = Severity::parse(name).ok_or_else(|| {
+            at(format!("costs: `{name}` is neither `currency` nor a severity (critical, high, medium, low)"))
+        })?;
+        let amount = value.get_ref().as_integer().and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+            at(format!("costs.{name}: `{}` is no whole amount (write e.g. {name} = 250000)", value.get_ref()))
+        })?;
+        per_severity.insert(severity, amount);
+    }
+    let currency = currency.ok_or_else(|| PolicyError {
+        line: line_of(table.span().start),
+        problem: "costs: name the currency (currency = \"EUR\")".into(),
+    })?;
+    Ok(Costs { currency, per_severity })
 }
 
 #[cfg(test)]
@@ -134,6 +186,20 @@ mod tests {
         assert_eq!(p.deadline_of(Severity::Medium), Duration::from_secs(30 * 24 * 3600));
         assert_eq!(p.severity_of(Kind::InventoryMismatch), Severity::Low);
         assert_eq!(p.severity_of(Kind::ExposedService), Severity::Critical);
+    }
+
+    #[test]
+    fn costs_are_optional_and_checked() {
+        assert_eq!(Policy::parse("").unwrap().costs, None);
+        let p = Policy::parse("[costs]\ncurrency = \"EUR\"\ncritical = 250000\nhigh = 50000\n").unwrap();
+        let costs = p.costs.unwrap();
+        assert_eq!(costs.currency, "EUR");
+        assert_eq!(costs.per_severity.get(&Severity::Critical), Some(&250_000));
+        assert_eq!(costs.per_severity.get(&Severity::Low), None);
+        let e = |t: &str| Policy::parse(t).unwrap_err().to_string();
+        assert_eq!(e("[costs]\ncritical = 1\n"), "line 1: costs: name the currency (currency = \"EUR\")");
+        assert!(e("[costs]\ncurrency = \"EUR\"\nhigh = -5\n").starts_with("line 3: costs.high: `-5`"));
+        assert!(e("[costs]\ncurrency = \"EUR\"\nsevere = 5\n").contains("neither `currency` nor a severity"));
     }
 
     #[test]

@@ -175,6 +175,9 @@ impl Coordinator {
         let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
         expiry.abort();
         let _ = notifier.await;
+        // Wait for it to be dropped: it holds the store (through the scheduler),
+        // and the next process or embedded run cannot open the store until then.
+        let _ = expiry.await;
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }

@@ -58,10 +58,10 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct ChangeJson {
+pub(crate) struct ChangeJson {
     #[serde(flatten)]
-    change: Change,
-    confirmed: bool,
+    pub(crate) change: Change,
+    pub(crate) confirmed: bool,
     /// confirmed, contradicted, regions-disagree, unconfirmable (see
     /// [`Verdict`]), or not-reprobed.
     status: &'static str,
@@ -221,7 +221,11 @@ pub async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn collect(conn: &mut Connection, request: v1::DiffRequest) -> anyhow::Result<(v1::DiffHeader, Vec<ChangeJson>)> {
+/// The diff's header and every change, as the coordinator streams them.
+pub(crate) async fn collect(
+    conn: &mut Connection,
+    request: v1::DiffRequest,
+) -> anyhow::Result<(v1::DiffHeader, Vec<ChangeJson>)> {
     let mut stream = conn.control.diff(request).await.map_err(status_error)?.into_inner();
     let mut header = v1::DiffHeader::default();
     let mut changes = Vec::new();

@@ -310,7 +310,8 @@ pub fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDo
     Ok(v1::PutDocumentRequest { kind: kind as i32, name, text })
 }
 
-async fn list(conn: &mut Connection) -> anyhow::Result<Vec<Finding>> {
+/// Every finding the coordinator keeps.
+pub(crate) async fn list(conn: &mut Connection) -> anyhow::Result<Vec<Finding>> {
     records(conn).await?.iter().map(|r| Ok(serde_json::from_slice(&r.json)?)).collect()
 }
 
