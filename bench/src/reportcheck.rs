@@ -193,6 +193,7 @@ pub fn run(config: &ReportConfig) -> anyhow::Result<Vec<Figure>> {
         changes: &w.changes,
         tls: &w.tls,
         costs: Some(&w.costs),
+        notes: &Default::default(),
     };
     let mut figures = Vec::new();
     for r in 1..=config.runs {

@@ -14,7 +14,9 @@ use vantage_shared::{BaselineEntry, Method, Period, PortSpec, Proto, TargetSet, 
 
 use crate::review::baseline;
 use crate::review::diff::describe_facts;
-use crate::review::findings::{Coverage, Finding, Knowledge, PortRef, Status as FindingStatus, evaluate, reconcile};
+use crate::review::findings::{
+    Coverage, Event, EventKind, Finding, Knowledge, PortRef, Status as FindingStatus, evaluate, reconcile,
+};
 use crate::review::inventory::Inventory;
 use crate::review::policy::Policy;
 use crate::review::register::Register;
@@ -291,10 +293,10 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
     if matches!(f.status, FindingStatus::Remediated { .. }) {
         return Err(Status::failed_precondition(format!("{} is remediated: nothing to decide", f.id)));
     }
-    let what = match req.action {
+    let (kind, what) = match req.action {
         Some(v1::update_finding_request::Action::Acknowledge(_)) => {
             f.status = FindingStatus::Acknowledged { by: by.clone(), at: now };
-            format!("acknowledged by {by}")
+            (EventKind::Acknowledged, format!("acknowledged by {by}"))
         }
         Some(v1::update_finding_request::Action::AcceptRisk(a)) => {
             let until = time_from_wire(a.until.as_ref())
@@ -304,12 +306,14 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
                 return Err(Status::invalid_argument("accepting a risk needs a reason"));
             }
             f.status = FindingStatus::AcceptedRisk { by: by.clone(), reason: a.reason.clone(), until };
-            format!("risk accepted by {by} until {}: {}", humantime::format_rfc3339_seconds(until), a.reason)
+            let what =
+                format!("risk accepted by {by} until {}: {}", humantime::format_rfc3339_seconds(until), a.reason);
+            (EventKind::RiskAccepted, what)
         }
         None => return Err(Status::invalid_argument("no action: acknowledge or accept-risk")),
     };
     let before = f.clone();
-    f.history.push(crate::review::findings::Event { at: now, period: None, what });
+    f.history.push(Event::new(kind, now, None, what));
     crate::notify::store_findings(store, std::slice::from_ref(&before), std::slice::from_ref(&f))?;
     store.flush().await?;
     Ok(record(&f))

@@ -202,6 +202,44 @@ fn a_schema_1_store_migrates_its_baselines_into_blocks() {
 }
 
 #[test]
+fn a_schema_2_store_gives_its_history_events_their_kinds() {
+    use crate::review::findings::{Event, EventKind, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = crate::notify::testutil::finding("F-1", Kind::ExposedService);
+    let at = f.first_seen;
+    let sentences = [
+        ("found (critical, due within 24 hours)", EventKind::Found),
+        ("acknowledged by alice", EventKind::Acknowledged),
+        ("port no longer open: remediated after 5 hours", EventKind::Remediated),
+        ("seen again after its remediation in 2026-10: repeat 1", EventKind::Reopened),
+        ("severity critical -> high", EventKind::SeverityChanged),
+        ("risk accepted by ciso until 2026-12-01T00:00:00Z: migration", EventKind::RiskAccepted),
+        ("risk acceptance (\"migration\") ended on 2026-12-01T00:00:00Z: open again", EventKind::RiskEnded),
+        ("something else", EventKind::Note),
+    ];
+    {
+        // What schema 2 wrote: events without a kind.
+        f.history = sentences.iter().map(|(what, _)| Event::new(EventKind::Note, at, None, *what)).collect();
+        let mut json: serde_json::Value = serde_json::to_value(&f).unwrap();
+        for e in json["history"].as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("kind");
+        }
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(TREE_META).unwrap().insert(KEY_SCHEMA, &2u32.to_be_bytes()).unwrap();
+        db.open_tree(TREE_FINDINGS)
+            .unwrap()
+            .insert(findings::finding_key(&f.key), serde_json::to_vec(&json).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let back = store.findings().unwrap();
+    let kinds: Vec<EventKind> = back[0].history.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, sentences.iter().map(|(_, k)| *k).collect::<Vec<_>>());
+    assert_eq!(store.meta.get(KEY_SCHEMA).unwrap().unwrap().as_ref(), &3u32.to_be_bytes());
+}
+
+#[test]
 fn a_reader_dropped_early_stops_its_thread_without_harm() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
