@@ -10,6 +10,7 @@
 //! link acknowledges a batch only after that, so an acknowledged
 //! observation survives a crash (DESIGN invariant 1).
 
+mod backup;
 mod commit;
 mod findings;
 mod fleet;
@@ -26,6 +27,7 @@ use prost::Message;
 use vantage_proto::v1;
 use vantage_shared::{BaselineEntry, Observation, Period};
 
+pub use backup::{BackupError, Header as BackupHeader, Summary as BackupSummary, verify as verify_backup};
 pub use findings::Document;
 pub use fleet::{AgentRecord, Revocation, TokenRecord, TokenRefusal};
 pub use records::{BaselineRecord, ScanRecord, ShardRecord, ShardState, ShardStats};
