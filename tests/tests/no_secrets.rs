@@ -56,7 +56,7 @@ fn trace_logs_hold_no_token_and_no_key() {
     let dir = fleet.path().join("agents").join("a1");
     let enroll = run(
         std::process::Command::new(bins::agent())
-            .args(["--log-format", "json", "enroll", "--token", &token, "--coordinator", fleet.url(), "--name", "a1"])
+            .args(["enroll", "--log-format", "json", "--token", &token, "--coordinator", fleet.url(), "--name", "a1"])
             .arg("--dir")
             .arg(&dir),
         LIMIT,
