@@ -18,8 +18,7 @@ fn loopback() -> SocketAddr {
 
 /// Waits until `addr` answers `path` with `code`; the body.
 fn wait_code(addr: SocketAddr, path: &str, code: u16) -> String {
-    wait_for(&format!("{path} of {addr} to answer {code}"), LIMIT, || get(addr, path).filter(|(c, _)| *c == code))
-        .1
+    wait_for(&format!("{path} of {addr} to answer {code}"), LIMIT, || get(addr, path).filter(|(c, _)| *c == code)).1
 }
 
 #[test]
@@ -61,6 +60,10 @@ fn metrics_count_exactly_the_scan_and_readiness_follows_the_session() {
     assert!(agent.contains_key("vantage_agent_probe_rate"), "{agent:?}");
 
     let coord = scrape(coord_ops);
+    for (what, addr) in [("coordinator", coord_ops), ("agent", agent_ops)] {
+        let bytes = get(addr, "/metrics").map_or(0, |(_, body)| body.len());
+        eprintln!("{what} /metrics: {bytes} bytes");
+    }
     assert_eq!(coord.get("vantage_agents_connected{region=\"r1\"}"), Some(&1.0), "{coord:?}");
     assert_eq!(total(&coord, "vantage_shards_done_total"), shards);
     assert_eq!(total(&coord, "vantage_shards_leased_total"), shards, "no shard leased twice");
