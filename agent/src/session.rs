@@ -86,7 +86,8 @@ impl Agent {
         let Some(addr) = self.cfg.metrics_listen else { return Ok(None) };
         let status = Arc::new(self.metrics.clone());
         let bound = crate::endpoint::spawn(addr, self.metrics.registry(), status, shutdown.clone()).await?;
-        tokio::spawn(self.metrics.clone().track_rate(shutdown.clone()));
+        let rate = self.metrics.clone().track_rate(shutdown.clone());
+        tokio::spawn(tracing::Instrument::instrument(rate, tracing::info_span!("probe-rate")));
         Ok(Some(bound))
     }
 
