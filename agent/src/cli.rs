@@ -96,6 +96,7 @@ const EXAMPLES: &[Example] = &[
     Example { key: "deny", value: "[\"198.18.255.0/24\"]", set: false },
     Example { key: "contact", value: "\"security@example.com\"", set: false },
     Example { key: "service-probes", value: "\"/usr/share/nmap/nmap-service-probes\"", set: false },
+    Example { key: "metrics-listen", value: "\"127.0.0.1:9421\"", set: false },
 ];
 
 /// What `--config` files of `vantage-agent` may hold: its options, less

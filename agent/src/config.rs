@@ -2,6 +2,7 @@
 //! configuration file, [`crate::config_file`]), validated once into an
 //! [`AgentConfig`].
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,12 @@ pub struct AgentArgs {
     /// used next to Vantage's own detection. Vantage does not ship one.
     #[arg(long, env = ENV_SERVICE_PROBES, value_name = "PATH")]
     pub service_probes: Option<PathBuf>,
+
+    /// Serve Prometheus metrics (`/metrics`), `/healthz` and `/readyz` (ready while
+    /// connected to the coordinator) over plain HTTP on this address. Off by default;
+    /// keep it on a private or loopback address.
+    #[arg(long, env = crate::endpoint::ENV_AGENT_METRICS_LISTEN, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A validated agent configuration.
@@ -102,6 +109,8 @@ pub struct AgentConfig {
     pub service_probes: Option<Arc<ProbeDb>>,
     /// The User-Agent of HTTP probes.
     pub user_agent: Arc<str>,
+    /// Where to serve metrics and health (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +178,7 @@ impl AgentArgs {
             max_backoff: Duration::from_secs(30),
             service_probes: self.service_probes.as_deref().map(load_service_probes).transpose()?.map(|(db, _)| db),
             user_agent: user_agent.into(),
+            metrics_listen: self.metrics_listen,
         })
     }
 }

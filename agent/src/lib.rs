@@ -16,14 +16,18 @@
 //! * [`tally`]: spotting hosts that answer on every port.
 //! * [`detection`]: the stage that identifies the service on every open port.
 //! * [`engine`]: the scanner itself (probe order, connect, SYN and UDP scans, banners).
+//! * [`metrics`]: the agent's Prometheus metrics.
+//! * [`endpoint`]: the HTTP endpoint of metrics and health, shared with the `vantage` binary.
 //! * [`process`]: logging and signal handling, shared with the `vantage` binary.
 
 pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod detection;
+pub mod endpoint;
 pub mod engine;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 pub mod process;
 pub mod session;

@@ -48,7 +48,12 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signals(shutdown.clone()));
-        Agent::new(cfg).run(shutdown).await;
-    });
-    ExitCode::SUCCESS
+        let agent = Agent::new(cfg);
+        if let Err(e) = agent.serve_metrics(&shutdown).await {
+            eprintln!("vantage-agent: --metrics-listen: {e}");
+            return ExitCode::FAILURE;
+        }
+        agent.run(shutdown).await;
+        ExitCode::SUCCESS
+    })
 }

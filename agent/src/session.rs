@@ -4,6 +4,13 @@
 //! it logs, backs off with jitter, and dials again; shards that were running
 //! when the stream broke are abandoned (the coordinator gives them to another
 //! agent under a new epoch, so nothing is lost and nothing is counted twice).
+//!
+//! Stopping (SIGTERM) drains instead: no new shard starts, running shards
+//! stop probing and send up what they found until it is acknowledged (so
+//! it is on the coordinator's disk), then the agent ends its half of the
+//! stream. That end is its goodbye: the coordinator puts the shards it still
+//! held back in the queue at once, instead of waiting for their leases to
+//! run out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -23,12 +30,17 @@ use crate::config::AgentConfig;
 use crate::engine::limits;
 use crate::engine::rate::RateLimits;
 use crate::identity::{SharedSecurity, keep_renewed};
+use crate::metrics::AgentMetrics;
 use crate::policy::LocalPolicy;
 use crate::work::{ShardEnd, ShardRun};
 
 /// Outbound messages queued per agent stream.
 pub const OUTBOUND_QUEUE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping agent waits for its shards' last batches to be acknowledged.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How long it waits, after its goodbye, for the coordinator to end the stream.
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
 /// A configured agent, ready to run.
 pub struct Agent {
@@ -39,6 +51,7 @@ pub struct Agent {
     raw_sockets: bool,
     /// What each new connection uses; certificate renewal swaps it.
     security: SharedSecurity,
+    metrics: AgentMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +73,22 @@ impl Agent {
         let policy = Arc::new(cfg.policy.clone());
         let raw_sockets = crate::engine::syn::raw_sockets_allowed();
         let security = Arc::new(RwLock::new(cfg.security.clone()));
-        Agent { cfg, policy, max_in_flight, raw_sockets, security }
+        Agent { cfg, policy, max_in_flight, raw_sockets, security, metrics: AgentMetrics::new() }
+    }
+
+    pub fn metrics(&self) -> &AgentMetrics {
+        &self.metrics
+    }
+
+    /// Serves metrics and health on `--metrics-listen`, if set, until
+    /// `shutdown`; returns the address bound.
+    pub async fn serve_metrics(&self, shutdown: &CancellationToken) -> std::io::Result<Option<std::net::SocketAddr>> {
+        let Some(addr) = self.cfg.metrics_listen else { return Ok(None) };
+        let status = Arc::new(self.metrics.clone());
+        let bound = crate::endpoint::spawn(addr, self.metrics.registry(), status, shutdown.clone()).await?;
+        let rate = self.metrics.clone().track_rate(shutdown.clone());
+        tokio::spawn(tracing::Instrument::instrument(rate, tracing::info_span!("probe-rate")));
+        Ok(Some(bound))
     }
 
     /// Runs until `shutdown` fires.
@@ -79,7 +107,9 @@ impl Agent {
         );
         while !shutdown.is_cancelled() {
             let mut welcomed = false;
-            match self.session(&shutdown, &mut welcomed).await {
+            let ended = self.session(&shutdown, &mut welcomed).await;
+            self.metrics.set_connected(false);
+            match ended {
                 Ok(()) => break,
                 Err(SessionError::Transport(e)) => tracing::warn!(error = %e, "coordinator unreachable"),
                 Err(e) => tracing::warn!(error = %e, "session ended"),
@@ -119,28 +149,55 @@ impl Agent {
         match inbound.message().await?.and_then(|m| m.body) {
             Some(Body::Welcome(w)) => {
                 *welcomed = true;
+                self.metrics.set_connected(true);
                 tracing::info!(agent.id = %w.agent_id, "connected to coordinator");
             }
             Some(_) => return Err(SessionError::Protocol("first message was not a welcome".into())),
             None => return Err(SessionError::Closed),
         }
 
-        let session_cancel = shutdown.child_token();
-        let mut shards =
-            Shards { runs: JoinSet::new(), acks: HashMap::new(), cancels: HashMap::new(), limits: HashMap::new() };
+        // Not a child of `shutdown`: on shutdown shards drain, they are not cut off.
+        let session_cancel = CancellationToken::new();
+        let mut shards = Shards {
+            runs: JoinSet::new(),
+            acks: HashMap::new(),
+            cancels: HashMap::new(),
+            limits: HashMap::new(),
+            drain: shutdown.clone(),
+        };
+        let mut drain_by: Option<tokio::time::Instant> = None;
         let result = loop {
+            let draining = drain_by.is_some();
             tokio::select! {
-                _ = shutdown.cancelled() => break Ok(()),
+                _ = shutdown.cancelled(), if !draining => {
+                    tracing::info!(shards = shards.runs.len(), "draining: no new shards; found results go up, shards go back");
+                    if shards.runs.is_empty() {
+                        break Ok(());
+                    }
+                    drain_by = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+                }
+                _ = tokio::time::sleep_until(drain_by.unwrap_or_else(tokio::time::Instant::now)), if draining => {
+                    tracing::warn!(shards = shards.runs.len(), "drain grace over; leaving without their last acknowledgements");
+                    break Ok(());
+                }
                 msg = inbound.message() => match msg {
-                    Ok(Some(m)) => self.handle(m, &mut shards, &out, &session_cancel),
+                    Ok(Some(m)) => self.handle(m, &mut shards, &out, &session_cancel, draining),
                     Ok(None) => break Err(SessionError::Closed),
                     Err(status) => break Err(status.into()),
                 },
-                Some(joined) = shards.runs.join_next() => shards.finished(joined),
+                Some(joined) = shards.runs.join_next() => {
+                    shards.finished(joined);
+                    if draining && shards.runs.is_empty() {
+                        break Ok(());
+                    }
+                }
             }
         };
         session_cancel.cancel();
         shards.runs.shutdown().await;
+        if result.is_ok() {
+            goodbye(out, inbound).await;
+        }
         result
     }
 
@@ -150,8 +207,13 @@ impl Agent {
         shards: &mut Shards,
         out: &mpsc::Sender<v1::AgentMessage>,
         session_cancel: &CancellationToken,
+        draining: bool,
     ) {
         match msg.body {
+            // Left alone, it goes back to the queue with the others at the goodbye.
+            Some(Body::Assignment(w)) if draining => {
+                tracing::info!(scan.id = w.scan_id, shard.id = w.shard_id, "draining; assignment not started")
+            }
             Some(Body::Assignment(w)) => match Assignment::try_from(&w) {
                 Ok(assignment) => shards.start(self, assignment, out.clone(), session_cancel.child_token()),
                 Err(e) => tracing::warn!(error = %e, "malformed assignment ignored"),
@@ -183,6 +245,8 @@ struct Shards {
     cancels: HashMap<LeaseKey, CancellationToken>,
     /// Rate caps per scan, shared by the scan's shards on this agent.
     limits: HashMap<u64, Arc<RateLimits>>,
+    /// The agent's shutdown: shards drain when it fires.
+    drain: CancellationToken,
 }
 
 impl Shards {
@@ -211,10 +275,12 @@ impl Shards {
             raw_sockets: agent.raw_sockets,
             service_probes: agent.cfg.service_probes.clone(),
             user_agent: agent.cfg.user_agent.clone(),
+            metrics: agent.metrics.clone(),
             limits,
             out,
             acks,
             cancel,
+            drain: self.drain.clone(),
         };
         self.runs.spawn(async move { (key, run.run().await) });
     }
@@ -229,7 +295,20 @@ impl Shards {
         match end {
             ShardEnd::Done(stats) => tracing::info!(%key, open = stats.open, probes = stats.probes, "shard done"),
             ShardEnd::Refused(reason) => tracing::warn!(%key, %reason, "coordinator refused the shard's results"),
+            ShardEnd::Returned => tracing::info!(%key, "shard handed back (its found results are stored)"),
             ShardEnd::Cancelled | ShardEnd::Disconnected => tracing::debug!(%key, ?end, "shard stopped"),
         }
     }
+}
+
+/// Ends the agent's half of the stream and waits a little for the
+/// coordinator to end its own, so that it sees a goodbye (the end of the
+/// stream), not a reset.
+async fn goodbye(out: mpsc::Sender<v1::AgentMessage>, mut inbound: tonic::Streaming<v1::CoordinatorMessage>) {
+    drop(out);
+    let rest = async { while let Ok(Some(_)) = inbound.message().await {} };
+    if tokio::time::timeout(GOODBYE_WAIT, rest).await.is_err() {
+        tracing::debug!("the coordinator did not end the stream after the goodbye");
+    }
+    tracing::info!("left the coordinator");
 }

@@ -27,6 +27,7 @@ use crate::engine::rate::RateLimits;
 use crate::engine::syn::{self, SynConfig};
 use crate::engine::udp::{self, UdpConfig};
 use crate::engine::{EngineStats, ProbeResult, RunHandles};
+use crate::metrics::{AgentMetrics, ProbeMeter};
 use crate::policy::LocalPolicy;
 use crate::tally::{Tally, Verdict};
 
@@ -47,6 +48,9 @@ pub enum ShardEnd {
     /// The coordinator refused a batch (stale lease, out of scope, ...).
     Refused(String),
     Cancelled,
+    /// The agent is stopping: what the shard found was sent and acknowledged,
+    /// the rest of it goes back to the coordinator.
+    Returned,
     /// The stream to the coordinator is gone.
     Disconnected,
 }
@@ -63,11 +67,16 @@ pub struct ShardRun {
     pub service_probes: Option<Arc<ProbeDb>>,
     /// The User-Agent of HTTP probes (names the operator's contact).
     pub user_agent: Arc<str>,
+    /// The agent's counters, which this run adds to.
+    pub metrics: AgentMetrics,
     /// Rate caps of this scan on this agent, shared with its other shards.
     pub limits: Arc<RateLimits>,
     pub out: mpsc::Sender<v1::AgentMessage>,
     pub acks: mpsc::Receiver<v1::BatchAck>,
+    /// Stops the shard at once (coordinator's cancel, session gone).
     pub cancel: CancellationToken,
+    /// Stops probing, sends what was found, then ends with [`ShardEnd::Returned`].
+    pub drain: CancellationToken,
 }
 
 /// The engine a shard runs on.
@@ -130,9 +139,11 @@ impl ShardRun {
         let o = &a.options;
         let greeting_read = o.banner_max_bytes > 0 && !o.banner_timeout.is_zero();
         let mut stage = DetectStage::new(self.detector(engine), greeting_read);
-        let end = self.pump(rx, &handles, &mut tally, &mut stage).await;
+        let mut meter = ProbeMeter::new(self.metrics.clone());
+        let end = self.pump(rx, &handles, &mut tally, &mut stage, &mut meter).await;
         handles.cancel.cancel();
         let stats = task.await.unwrap_or_default();
+        meter.update(stats.probes);
         match end {
             Ok((last_seq, answers_all)) => {
                 let summary = Summary { last_seq, stats, refused: admitted.refused, answers_all, engine };
@@ -140,6 +151,7 @@ impl ShardRun {
                 if self.out.send(done).await.is_err() {
                     return ShardEnd::Disconnected;
                 }
+                self.metrics.shard_done(&stats, started.elapsed());
                 ShardEnd::Done(stats)
             }
             Err(end) => end,
@@ -188,16 +200,17 @@ impl ShardRun {
         handles: &RunHandles,
         tally: &mut Tally,
         stage: &mut DetectStage,
+        meter: &mut ProbeMeter,
     ) -> Result<(u64, u64), ShardEnd> {
         let mut pending: Vec<v1::Observation> = Vec::new();
         let (mut seq, mut acked, mut answers_all) = (0u64, 0u64, 0u64);
-        let mut engine_done = false;
+        let (mut engine_done, mut draining) = (false, false);
         let mut flush_at = tokio::time::Instant::now() + BATCH_DELAY;
         let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
         loop {
             let full = pending.len() >= BATCH_SIZE;
             let finished = engine_done && stage.is_idle();
-            let due = !pending.is_empty() && (full || finished || tokio::time::Instant::now() >= flush_at);
+            let due = !pending.is_empty() && (full || finished || draining || tokio::time::Instant::now() >= flush_at);
             if due && seq - acked < MAX_UNACKED {
                 seq += 1;
                 let batch: Vec<_> = pending.drain(..pending.len().min(BATCH_SIZE)).collect();
@@ -207,11 +220,20 @@ impl ShardRun {
             if finished && pending.is_empty() && acked == seq {
                 return Ok((seq, answers_all));
             }
+            if draining && pending.is_empty() && acked == seq {
+                return Err(ShardEnd::Returned);
+            }
             let was_empty = pending.is_empty();
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(ShardEnd::Cancelled),
-                Some(r) = stage.next(), if !stage.is_idle() => pending.push(observation(&r)),
-                r = rx.recv(), if !engine_done && !full && !stage.saturated() => {
+                _ = self.drain.cancelled(), if !draining => {
+                    // Probes stop; results not yet complete (detection, the
+                    // answers-all tally) are left for the shard's next run.
+                    draining = true;
+                    handles.cancel.cancel();
+                }
+                Some(r) = stage.next(), if !stage.is_idle() && !draining => pending.push(observation(&r)),
+                r = rx.recv(), if !engine_done && !full && !stage.saturated() && !draining => {
                     match r {
                         Some(r) => match tally.add(r, &handles.quiet) {
                             Some(Verdict::Ports(ports)) => {
@@ -236,7 +258,11 @@ impl ShardRun {
                     None => return Err(ShardEnd::Disconnected),
                 },
                 _ = tokio::time::sleep_until(flush_at), if !pending.is_empty() && !due => {}
-                _ = progress_tick.tick() => self.send_progress(handles.progress.load(Ordering::Relaxed)).await?,
+                _ = progress_tick.tick() => {
+                    let probes = handles.progress.load(Ordering::Relaxed);
+                    meter.update(probes);
+                    self.send_progress(probes).await?
+                }
             }
             if was_empty && !pending.is_empty() {
                 flush_at = tokio::time::Instant::now() + BATCH_DELAY;

@@ -4,10 +4,12 @@
 //! * [`bins`]: building and locating `vantage` and `vantage-agent`.
 //! * [`fleet`]: a coordinator, enrolled agents and an operator CLI on
 //!   loopback, with real certificates.
+//! * [`ops`]: scraping a process's metrics and health endpoints.
 //! * [`proc`]: child processes that are killed (by PID) when the test ends,
 //!   and commands run with a time limit.
 //! * [`review`]: `vantage` over one data directory: scans for a period,
 //!   reviews, findings as JSON.
+//! * [`slow_scan`]: a scan to strike mid-way, and the check that its results are exact.
 //! * [`targets`]: loopback listeners with a known ground truth.
 //! * [`recorder`]: a recording HTTP tracker and SMTP server for the ticket tests.
 //! * [`lab`]: a network of namespaces in 198.18.0.0/15 with a known ground
@@ -19,9 +21,11 @@
 pub mod bins;
 pub mod fleet;
 pub mod lab;
+pub mod ops;
 pub mod proc;
 pub mod recorder;
 pub mod review;
+pub mod slow_scan;
 pub mod targets;
 
 /// Whether a test that needs root may run. In CI (`CI=true`) a missing

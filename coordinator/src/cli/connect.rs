@@ -156,6 +156,7 @@ impl Connection {
                 user_agent: vantage_detect::protocols::http::user_agent(global.contact.as_deref())
                     .ok_or_else(|| UsageError("--contact: printable ASCII only, at most 200 bytes".into()))?
                     .into(),
+                metrics_listen: None,
             });
             let agent_shutdown = CancellationToken::new();
             agent = Some((agent_shutdown.clone(), tokio::spawn(local.run(agent_shutdown))));

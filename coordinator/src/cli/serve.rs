@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// environment (`token_env = "JIRA_TOKEN"`).
     #[arg(long, env = ENV_INTEGRATIONS, value_name = "FILE")]
     pub integrations: Option<PathBuf>,
+
+    /// Serve Prometheus metrics (`/metrics`), `/healthz` and `/readyz` (ready while the
+    /// store is open and agents and operators are accepted) over plain HTTP on this
+    /// address. Off by default; keep it on a private or loopback address.
+    #[arg(long, env = vantage_agent::endpoint::ENV_METRICS_LISTEN, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -100,6 +106,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signals(shutdown.clone()));
+    if let Some(addr) = args.metrics_listen {
+        coordinator.serve_metrics(addr, &shutdown).await.with_context(|| format!("--metrics-listen {addr}"))?;
+    }
     coordinator.serve(listener, shutdown).await?;
     tracing::info!("coordinator stopped");
     Ok(())

@@ -25,7 +25,7 @@ use vantage_proto::v1::coordinator_message::Body as Out;
 use vantage_shared::convert::duration_from_wire;
 use vantage_shared::{LeaseKey, Observation, PortState};
 
-use super::scheduler::{BatchContext, Refusal, Scheduler};
+use super::scheduler::{BatchContext, Departure, Refusal, Scheduler};
 use super::trust::Trust;
 use crate::store::{ShardStats, Store};
 
@@ -75,13 +75,17 @@ impl AgentLink for AgentLinkService {
         let ingest = Ingest { agent_id, scheduler: self.scheduler.clone(), store: self.store.clone(), tx };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            loop {
+            let how = loop {
                 let msg = tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = shutdown.cancelled() => {
+                        // Before this agent's leases go back: nothing is leased any more.
+                        ingest.scheduler.stop();
+                        break Departure::Lost;
+                    }
                     _ = connected.cancel.cancelled() => {
                         let cut = Status::permission_denied("the coordinator cut this connection off (revoked, or replaced by a newer one)");
                         let _ = ingest.tx.try_send(Err(cut));
-                        break;
+                        break Departure::Lost;
                     }
                     msg = inbound.message() => msg,
                 };
@@ -90,14 +94,15 @@ impl AgentLink for AgentLinkService {
                         ingest.scheduler.seen(&connected.agent_id, connected.conn);
                         ingest.handle(m).await
                     }
-                    Ok(None) => break,
+                    // The agent ended its half: it is stopping, and said what it had to.
+                    Ok(None) => break Departure::Left,
                     Err(status) => {
                         tracing::debug!(agent.id = %ingest.agent_id, error = %status, "agent stream error");
-                        break;
+                        break Departure::Lost;
                     }
                 }
-            }
-            ingest.scheduler.agent_gone(&ingest.agent_id, connected.conn);
+            };
+            ingest.scheduler.agent_gone(&ingest.agent_id, connected.conn, how);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -186,7 +191,9 @@ impl Ingest {
         // Encoded here, on this agent's task; written and flushed with the
         // other agents' batches waiting (group commit), then acknowledged.
         let writes = Store::encode_observations(key.scan_id, &observations);
-        self.store.commit_observations(writes).await.map_err(|e| e.to_string())
+        self.store.commit_observations(writes).await.map_err(|e| e.to_string())?;
+        self.scheduler.metrics().observations_ingested.inc_by(observations.len() as u64);
+        Ok(())
     }
 
     async fn done(&self, d: v1::ShardDone) {

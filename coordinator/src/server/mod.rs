@@ -7,6 +7,7 @@
 //! * [`control`]: the operators' API.
 //! * [`enrollment`]: join tokens in, agent certificates out.
 //! * [`trust`]: who may call what (certificates, the agent registry).
+//! * [`metrics`]: Prometheus metrics and readiness (`serve --metrics-listen`).
 //! * [`reachability`]: a scan's ports from every region, as the `Reachability` RPC streams them.
 //!
 //! [`Coordinator::open`] opens the store and resumes unfinished scans;
@@ -16,6 +17,7 @@
 pub mod agent_link;
 pub mod control;
 pub mod enrollment;
+pub mod metrics;
 pub mod planner;
 pub mod reachability;
 pub mod review;
@@ -23,8 +25,10 @@ pub mod scheduler;
 pub mod trust;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -106,6 +110,8 @@ pub struct Coordinator {
     cfg: CoordinatorConfig,
     store: Store,
     scheduler: Arc<Scheduler>,
+    /// True while the gRPC listener accepts (readiness).
+    serving: Arc<AtomicBool>,
 }
 
 impl Coordinator {
@@ -116,11 +122,23 @@ impl Coordinator {
         if resumed > 0 {
             tracing::info!(scans = resumed, "resuming unfinished scans");
         }
-        Ok(Coordinator { cfg, store, scheduler })
+        Ok(Coordinator { cfg, store, scheduler, serving: Arc::default() })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Serves metrics and health over HTTP on `addr` until `shutdown`;
+    /// returns the address bound.
+    pub async fn serve_metrics(&self, addr: SocketAddr, shutdown: &CancellationToken) -> std::io::Result<SocketAddr> {
+        let status = metrics::CoordinatorStatus {
+            scheduler: self.scheduler.clone(),
+            store: self.store.clone(),
+            serving: self.serving.clone(),
+        };
+        let registry = self.scheduler.metrics().registry();
+        vantage_agent::endpoint::spawn(addr, registry, Arc::new(status), shutdown.clone()).await
     }
 
     /// Serves agents and operators on `listener` until `shutdown` fires.
@@ -172,7 +190,9 @@ impl Coordinator {
             .add_service(control)
             .add_service(EnrollmentServer::new(EnrollmentService { trust: trust.clone() }));
         tracing::info!(listen = ?addr, tls = !trust.is_insecure(), scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
+        self.serving.store(true, Ordering::Release);
         let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
+        self.serving.store(false, Ordering::Release);
         expiry.abort();
         let _ = notifier.await;
         // Wait for it to be dropped: it holds the store (through the scheduler),
@@ -189,7 +209,7 @@ async fn expire_leases(scheduler: Arc<Scheduler>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(LEASE_CHECK_EVERY);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return scheduler.stop(),
             _ = tick.tick() => scheduler.expire_leases(),
         }
     }

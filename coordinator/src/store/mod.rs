@@ -192,6 +192,11 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes the store takes on disk (sled's own count), for the metrics.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// A fresh scan id, never handed out before (also across restarts, once
     /// flushed): 1, 2, 3, ... (sled's own id generator leaps by a million
     /// after every restart, which is no id for people to type).

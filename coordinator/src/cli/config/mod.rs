@@ -88,6 +88,7 @@ const EXAMPLES: &[Example] = &[
     Example { key: "shard-probes", value: "32768", set: false },
     // Next to this file: deploy/integrations.sample.toml shows what goes in it.
     Example { key: "integrations", value: "\"integrations.toml\"", set: false },
+    Example { key: "metrics-listen", value: "\"127.0.0.1:9420\"", set: false },
 ];
 
 /// What `vantage serve --config` files may hold: the options of `serve` and

@@ -12,6 +12,7 @@
 //! regions goes to any agent. An agent takes work of its own region first.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,6 +24,7 @@ use vantage_proto::v1::coordinator_message::Body;
 use vantage_shared::convert::time_to_wire;
 use vantage_shared::{Assignment, LeaseKey, PortSpec, Scope, TargetSet};
 
+use super::metrics::{CoordinatorMetrics, Requeue};
 use super::trust::AgentIdentity;
 use crate::store::{ScanRecord, ShardRecord, ShardState, ShardStats, Store, StoreError};
 
@@ -80,6 +82,15 @@ struct AgentEntry {
     cancel: CancellationToken,
 }
 
+/// How an agent's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// The agent ended its half of the stream: it is stopping (a goodbye).
+    Left,
+    /// The stream broke, was reset, or the coordinator is stopping.
+    Lost,
+}
+
 /// A registered agent connection.
 #[derive(Debug, Clone)]
 pub struct Connected {
@@ -132,11 +143,35 @@ pub struct Scheduler {
     state: Mutex<State>,
     store: Store,
     lease: Duration,
+    metrics: CoordinatorMetrics,
+    /// Set when the coordinator stops: nothing more is leased.
+    stopping: AtomicBool,
 }
 
 impl Scheduler {
     pub fn new(store: Store, lease: Duration) -> Self {
-        Scheduler { state: Mutex::default(), store, lease }
+        Scheduler {
+            state: Mutex::default(),
+            store,
+            lease,
+            metrics: CoordinatorMetrics::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The coordinator is stopping: lease nothing more (what is leased stays
+    /// leased in the store, and the next start gives it out again).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub fn metrics(&self) -> &CoordinatorMetrics {
+        &self.metrics
+    }
+
+    /// Scans started and not yet finished.
+    pub fn scans_running(&self) -> usize {
+        self.state().scans.len()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -217,7 +252,8 @@ impl Scheduler {
                 Some(who) => {
                     if st.agents.contains_key(&who.id) {
                         tracing::info!(agent.id = %who.id, "agent reconnected; its previous stream is cut off");
-                        drop_agent(&mut st, &who.id);
+                        let requeued = drop_agent(&mut st, &who.id);
+                        self.metrics.requeued(Requeue::disconnected, requeued);
                     }
                     (who.id.clone(), who.region.clone())
                 }
@@ -253,14 +289,23 @@ impl Scheduler {
 
     /// The agent's stream ended: its leases go back to the queue. A stream
     /// that was already replaced by a newer one changes nothing.
-    pub fn agent_gone(&self, agent_id: &str, conn: u64) {
+    pub fn agent_gone(&self, agent_id: &str, conn: u64, how: Departure) {
         {
             let mut st = self.state();
             if st.agents.get(agent_id).is_none_or(|a| a.conn != conn) {
                 return;
             }
             let requeued = drop_agent(&mut st, agent_id);
-            tracing::info!(agent.id = %agent_id, requeued, "agent disconnected");
+            match how {
+                Departure::Left => {
+                    self.metrics.requeued(Requeue::returned, requeued);
+                    tracing::info!(agent.id = %agent_id, requeued, "agent left");
+                }
+                Departure::Lost => {
+                    self.metrics.requeued(Requeue::disconnected, requeued);
+                    tracing::info!(agent.id = %agent_id, requeued, "agent disconnected");
+                }
+            }
         }
         self.dispatch();
     }
@@ -272,6 +317,7 @@ impl Scheduler {
             let found = st.agents.contains_key(agent_id);
             if found {
                 let requeued = drop_agent(&mut st, agent_id);
+                self.metrics.requeued(Requeue::disconnected, requeued);
                 tracing::info!(agent.id = %agent_id, requeued, "agent cut off");
             }
             found
@@ -339,6 +385,8 @@ impl Scheduler {
                 *slot = (region.clone(), (slot.1 + rate) / 2.0);
             }
             self.persist_done(key, agent_id, region.clone(), stats);
+            self.metrics.shards_done.inc();
+            self.metrics.shard_duration.observe(stats.elapsed_ms as f64 / 1000.0);
             let st = &mut *st;
             if let Some(live) = st.scans.get_mut(&key.scan_id) {
                 live.absorb(&stats);
@@ -388,6 +436,7 @@ impl Scheduler {
                 agent.info.active_leases = agent.info.active_leases.saturating_sub(1);
             }
             st.queue(&lease.region).push_front((key.scan_id, key.shard_id));
+            self.metrics.requeued(Requeue::returned, 1);
             tracing::warn!(agent.id = %agent_id, %key, %reason, "shard released; queued again");
         }
         self.dispatch();
@@ -415,12 +464,16 @@ impl Scheduler {
             tracing::warn!(scan.id = scan, shard.id = shard, agent.id = %agent, "lease expired; shard queued again");
         }
         if !expired.is_empty() {
+            self.metrics.requeued(Requeue::expired, expired.len());
             self.dispatch();
         }
     }
 
     /// Hands queued units to agents with free capacity, least loaded first.
     pub fn dispatch(&self) {
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
         let mut st = self.state();
         while let Some((agent_id, region)) = st.pick() {
             let unit = st.queue(&region).pop_front().expect("picked a queue with units");
@@ -481,6 +534,7 @@ impl Scheduler {
             probes_done: 0,
         };
         st.leases.insert(unit, lease);
+        self.metrics.shards_leased.inc();
         tracing::debug!(agent.id = %agent_id, %key, "shard leased");
         Ok(true)
     }

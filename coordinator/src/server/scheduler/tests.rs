@@ -50,7 +50,7 @@ fn connect_from(sched: &Scheduler, name: &str, region: &str) -> (String, Rx) {
 /// The stream of agent `id` ends.
 fn gone(sched: &Scheduler, id: &str) {
     let conn = sched.state().agents.get(id).expect("connected").conn;
-    sched.agent_gone(id, conn);
+    sched.agent_gone(id, conn, Departure::Lost);
 }
 
 fn next_assignment(rx: &mut Rx) -> LeaseKey {
@@ -171,7 +171,7 @@ fn an_enrolled_agent_that_reconnects_replaces_its_old_stream() {
     assert!(again.epoch > lease.epoch);
 
     // The old stream's end does not unregister the new one.
-    sched.agent_gone(&first.agent_id, first.conn);
+    sched.agent_gone(&first.agent_id, first.conn, Departure::Lost);
     assert_eq!(sched.agents().len(), 1);
     assert!(sched.check_batch(&second.agent_id, again, 1).is_ok());
 
