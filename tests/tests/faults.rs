@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use vantage_tests::fleet::Fleet;
-use vantage_tests::proc::{Guard, wait_for};
+use vantage_tests::proc::{Guard, run, wait_for};
 use vantage_tests::slow_scan::{self, assert_results_match, wait_mid_scan};
 use vantage_tests::targets::LoopbackTargets;
 
