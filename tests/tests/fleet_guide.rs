@@ -62,7 +62,6 @@ fn the_fleet_guide_works_as_written() {
     let ports = format!("{},{},{closed}", port(&ssh), port(&quiet));
     let listen = free_port().to_string();
     let swaps = [
-        ("0.0.0.0:7420", format!("127.0.0.1:{listen}")),
         ("coordinator.example.com:7420", format!("127.0.0.1:{listen}")),
         ("coordinator.example.com", "127.0.0.1".to_string()),
         ("/etc/vantage", root.join("etc").display().to_string()),
