@@ -20,15 +20,21 @@ fn start_slow_scan(fleet: &Fleet, truth: &LoopbackTargets) -> u64 {
     slow_scan::start(fleet, truth, "400ms")
 }
 
+/// A coordinator and one agent, with a slow scan of `truth` caught mid-way.
+fn mid_scan(fleet: &Fleet, truth: &LoopbackTargets) -> (Guard, Guard, u64) {
+    let coordinator = fleet.serve(&SERVE);
+    let agent = agent(fleet, "r1", "a1");
+    fleet.wait_connected(1, LIMIT);
+    let scan = start_slow_scan(fleet, truth);
+    wait_mid_scan(fleet, scan);
+    (coordinator, agent, scan)
+}
+
 #[test]
 fn a_killed_coordinator_resumes_the_scan() {
     let truth = LoopbackTargets::start(10, 10);
     let fleet = Fleet::new();
-    let mut first = fleet.serve(&SERVE);
-    let _agent = agent(&fleet, "r1", "a1");
-    fleet.wait_connected(1, LIMIT);
-    let scan = start_slow_scan(&fleet, &truth);
-    wait_mid_scan(&fleet, scan);
+    let (mut first, _agent, scan) = mid_scan(&fleet, &truth);
     first.kill();
     let _second = fleet.serve(&SERVE);
     fleet.wait_connected(1, LIMIT);
@@ -101,11 +107,7 @@ fn a_flood_of_agents_reconnects_after_a_coordinator_restart() {
 fn a_backup_taken_mid_scan_restores_and_the_scan_completes() {
     let truth = LoopbackTargets::start(10, 10);
     let fleet = Fleet::new();
-    let mut first = fleet.serve(&SERVE);
-    let _agent = agent(&fleet, "r1", "a1");
-    fleet.wait_connected(1, LIMIT);
-    let scan = start_slow_scan(&fleet, &truth);
-    wait_mid_scan(&fleet, scan);
+    let (mut first, _agent, scan) = mid_scan(&fleet, &truth);
 
     // Taken through the serving coordinator, while its agent writes results.
     let file = fleet.path().join("mid-scan.backup");
