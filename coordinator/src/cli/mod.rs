@@ -18,6 +18,7 @@ pub mod reachability;
 pub mod report;
 pub mod review;
 pub mod scan;
+pub mod schedule;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
@@ -155,6 +156,10 @@ pub enum Command {
     /// The findings: list and filter (default: those still to act on), show one,
     /// acknowledge, accept a risk until a date.
     Findings(review::findings::FindingsArgs),
+    /// Re-scan one finding's exposure from every region now: each region's
+    /// view, the conclusion, and the finding updated (remediated when gone
+    /// from every region; a history entry either way).
+    Verify(review::verify::VerifyArgs),
     /// The justification register (TOML, kept in git): check it, show it,
     /// add, remove and renew entries. Works on the file alone.
     #[command(subcommand)]
@@ -199,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Review(args) => review::findings::review(&cli.global, args).await,
         Command::Findings(args) => review::findings::findings(&cli.global, args).await,
         Command::Report(args) => report::run(&cli.global, args).await,
+        Command::Verify(args) => review::verify::run(&cli.global, args).await,
         Command::Vulns(cmd) => review::vulns::run(&cli.global, cmd).await,
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
@@ -260,6 +266,15 @@ fn causes(status: &tonic::Status) -> String {
         out.push_str(" (does the coordinator speak TLS and accept this certificate? its log says why it refused)");
     }
     out
+}
+
+/// A library step's failure as the CLI reports it: a coordinator's refusal
+/// as [`status_error`] maps it, anything else as it is.
+pub fn workflow_error(e: crate::workflow::WorkflowError) -> anyhow::Error {
+    match e {
+        crate::workflow::WorkflowError::Status(s) => status_error(s),
+        e => e.into(),
+    }
 }
 
 /// Maps a coordinator's refusal to a usage error, anything else to itself.

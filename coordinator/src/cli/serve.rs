@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// environment (`token_env = "JIRA_TOKEN"`).
     #[arg(long, env = ENV_INTEGRATIONS, value_name = "FILE")]
     pub integrations: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub schedule: super::schedule::ScheduleArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -81,10 +84,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             resident_agents: HashMap::new(),
         }
     };
+    let scope = global.scope()?;
     let cfg = CoordinatorConfig {
         shard_probes: args.shard_probes,
         lease: args.lease,
-        ..CoordinatorConfig::new(data_dir, global.scope()?, security)
+        schedule: args.schedule.config(&scope)?,
+        ..CoordinatorConfig::new(data_dir, scope, security)
     };
     // Checked before anything starts, so that a bad file costs nothing.
     let integrations = match &args.integrations {

@@ -65,6 +65,19 @@ What to do
 {% block steps %}- Close the port, or document it in the register with a reason and a review-by date.{% endblock %}
 ";
 
+const REMINDER_TITLE: &str = "Port security review on {{ review_day }}: {{ open }} findings open, {{ overdue }} overdue";
+
+const REMINDER_BODY: &str = "\
+The monthly port security review runs on {{ review_at }} ({{ lead }} from now).
+
+Findings still to act on: {{ open }} ({{ critical }} critical), {{ overdue }} past their deadline.
+
+Before the review
+- Owners: close what should not be exposed, or document it in the register with a reason.
+- Tell the security team about planned changes and new services.
+- `vantage findings --overdue` lists what is late; `vantage verify F-12` re-checks a fix at once.
+";
+
 /// (kind, title words, business risk, recommended steps) of the built-in templates.
 const KINDS: [(Kind, &str, &str, &str); 9] = [
     (
@@ -134,6 +147,7 @@ const KINDS: [(Kind, &str, &str, &str); 9] = [
 /// The names a user may override.
 pub fn names() -> Vec<String> {
     let mut out = vec!["base.title".to_string(), "base.body".to_string()];
+    out.extend(["reminder.title".to_string(), "reminder.body".to_string()]);
     for (k, ..) in KINDS {
         out.push(format!("{k}.title"));
         out.push(format!("{k}.body"));
@@ -146,7 +160,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if names().iter().any(|n| n == name) {
         Ok(())
     } else {
-        Err(format!("no template is called `{name}` (base.title, base.body, <kind>.title, <kind>.body)"))
+        Err(format!(
+            "no template is called `{name}` (base.title, base.body, <kind>.title, <kind>.body, reminder.title, reminder.body)"
+        ))
     }
 }
 
@@ -160,6 +176,8 @@ fn builtins() -> BTreeMap<String, String> {
     let mut out = BTreeMap::from([
         ("base.title".to_string(), BASE_TITLE.to_string()),
         ("base.body".to_string(), BASE_BODY.to_string()),
+        ("reminder.title".to_string(), REMINDER_TITLE.to_string()),
+        ("reminder.body".to_string(), REMINDER_BODY.to_string()),
     ]);
     for (k, _, risk, steps) in KINDS {
         out.insert(
@@ -267,6 +285,26 @@ impl Templates {
         let kind = f.key.kind.as_str();
         let title = self.one(&[format!("{kind}.title"), "base.title".into()], &value);
         let body = self.one(&[format!("{kind}.body"), "base.body".into()], &value);
+        Message { title: title.trim().to_string(), body: body.trim_end().to_string() + "\n" }
+    }
+
+    /// The reminder before a scheduled review.
+    pub fn render_reminder(&self, r: &super::reminder::Reminder, now: std::time::SystemTime) -> Message {
+        let lead = r.review_at.duration_since(now).unwrap_or_default();
+        let lead = humantime::format_duration(std::time::Duration::from_secs(lead.as_secs() / 3600 * 3600).max(
+            std::time::Duration::from_secs(lead.as_secs().min(3600)),
+        ));
+        let day = rfc3339(r.review_at);
+        let value = minijinja::context! {
+            review_at => rfc3339(r.review_at),
+            review_day => day.get(..10).unwrap_or(&day),
+            lead => lead.to_string(),
+            open => r.open,
+            overdue => r.overdue,
+            critical => r.critical,
+        };
+        let title = self.one(&["reminder.title".into()], &value);
+        let body = self.one(&["reminder.body".into()], &value);
         Message { title: title.trim().to_string(), body: body.trim_end().to_string() + "\n" }
     }
 

@@ -60,6 +60,9 @@ pub struct CoordinatorConfig {
     pub security: Security,
     /// The delivery of tickets and notifications (`crate::notify`).
     pub notify: crate::notify::NotifierConfig,
+    /// Scheduled reviews, reminders and re-checks (`crate::schedule`);
+    /// `None` for the CLI's embedded coordinator.
+    pub schedule: Option<crate::schedule::ScheduleConfig>,
 }
 
 /// How the coordinator proves itself and checks its callers.
@@ -97,6 +100,7 @@ impl CoordinatorConfig {
             lease: Duration::from_secs(60),
             security,
             notify: crate::notify::NotifierConfig::default(),
+            schedule: None,
         }
     }
 }
@@ -155,6 +159,18 @@ impl Coordinator {
             shard_probes: self.cfg.shard_probes,
             trust: trust.clone(),
         };
+        // The schedule calls the same service in process, as the coordinator itself.
+        let schedule = self.cfg.schedule.clone().map(|cfg| {
+            let service = crate::schedule::ScheduleService::new(
+                cfg,
+                self.store.clone(),
+                crate::workflow::in_process(control.clone()),
+            );
+            tokio::spawn(tracing::Instrument::instrument(
+                service.run(shutdown.clone()),
+                tracing::info_span!("schedule"),
+            ))
+        });
         let operators = trust.clone();
         let control = ControlServer::with_interceptor(control, move |req: tonic::Request<()>| {
             operators.operator(&req)?;
@@ -174,6 +190,10 @@ impl Coordinator {
         tracing::info!(listen = ?addr, tls = !trust.is_insecure(), scope = %self.cfg.scope, data_dir = %self.cfg.data_dir.display(), "coordinator serving");
         let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
         expiry.abort();
+        if let Some(schedule) = schedule {
+            // It holds the store through its in-process client.
+            let _ = schedule.await;
+        }
         let _ = notifier.await;
         // Wait for it to be dropped: it holds the store (through the scheduler),
         // and the next process or embedded run cannot open the store until then.

@@ -15,6 +15,7 @@ mod findings;
 mod fleet;
 pub mod keys;
 pub mod records;
+mod schedule;
 mod tickets;
 
 use std::path::{Path, PathBuf};
