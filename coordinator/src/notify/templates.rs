@@ -290,10 +290,10 @@ impl Templates {
 
     /// The reminder before a scheduled review.
     pub fn render_reminder(&self, r: &super::reminder::Reminder, now: std::time::SystemTime) -> Message {
-        let lead = r.review_at.duration_since(now).unwrap_or_default();
-        let lead = humantime::format_duration(std::time::Duration::from_secs(lead.as_secs() / 3600 * 3600).max(
-            std::time::Duration::from_secs(lead.as_secs().min(3600)),
-        ));
+        // In whole hours (whole minutes within the hour): "14days", not "13days 23h 59m 58s".
+        let secs = r.review_at.duration_since(now).unwrap_or_default().as_secs();
+        let unit = if secs >= 3600 { 3600 } else if secs >= 60 { 60 } else { 1 };
+        let lead = humantime::format_duration(std::time::Duration::from_secs(secs.div_ceil(unit) * unit));
         let day = rfc3339(r.review_at);
         let value = minijinja::context! {
             review_at => rfc3339(r.review_at),
@@ -394,6 +394,21 @@ mod tests {
         // Unknown filters are a render-time error in minijinja.
         let t = Templates::new(&o, None).unwrap();
         assert!(t.render(&finding("F-6", Kind::Undocumented), Event::Created).title.starts_with("[F-6]"));
+    }
+
+    #[test]
+    fn a_reminder_names_the_date_and_the_counts() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_623_200); // 2026-12-07T06:00:00Z
+        let r = super::super::reminder::Reminder { review_at: at, open: 5, critical: 2, overdue: 1 };
+        let now = at - std::time::Duration::from_secs(14 * 24 * 3600);
+        let m = Templates::new(&BTreeMap::new(), None).unwrap().render_reminder(&r, now);
+        assert_eq!(m.title, "Port security review on 2026-12-07: 5 findings open, 1 overdue");
+        assert!(m.body.contains("runs on 2026-12-07T06:00:00Z (14days from now)"), "{}", m.body);
+        assert!(m.body.contains("5 (2 critical), 1 past their deadline"), "{}", m.body);
+        let user = BTreeMap::from([("reminder.title".to_string(), "Review {{ review_day }}".to_string())]);
+        let m = Templates::new(&user, None).unwrap().render_reminder(&r, now);
+        assert_eq!(m.title, "Review 2026-12-07");
+        assert!(check_name("reminder.body").is_ok());
     }
 
     #[test]

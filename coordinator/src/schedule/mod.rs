@@ -132,8 +132,7 @@ impl ScheduleService {
                 Ok(done) => log_review(&done),
                 Err(e) => tracing::error!(error = %e, "scheduled review failed; the next slot runs again"),
             }
-            state.review_since = now;
-            state.last_review = Some(RunRecord { started: now, slots: owed.slots, first_slot: owed.first_slot });
+            state.review_ran(now, owed);
             self.store.put_schedule_state(&state).await?;
             return Ok(MIN_SLEEP);
         }
@@ -143,8 +142,7 @@ impl ScheduleService {
             if let Err(e) = result {
                 tracing::error!(error = %e, "re-check of critical findings failed");
             }
-            state.recheck_since = now;
-            state.last_recheck = Some(RunRecord { started: now, slots: owed.slots, first_slot: owed.first_slot });
+            state.recheck_ran(now, owed);
             self.store.put_schedule_state(&state).await?;
             return Ok(MIN_SLEEP);
         }
@@ -157,14 +155,14 @@ impl ScheduleService {
         let mut control = self.control.clone();
         let period = Period::of(now);
         let regions = match self.cfg.regions.is_empty() {
-            true => scan::live_regions(&mut control).await?,
+            // One region live (or none yet): any agent's, as `vantage review` does.
+            true => Some(scan::live_regions(&mut control).await?).filter(|r| r.len() > 1).unwrap_or_default(),
             false => self.cfg.regions.clone(),
         };
         let request = v1::StartScanRequest {
             period: period.to_string(),
             label: format!("scheduled review {period}"),
-            // One region: any agent's.
-            regions: if regions.len() > 1 { regions } else { Vec::new() },
+            regions,
             ..self.cfg.scan.clone()
         };
         tracing::info!(%period, targets = %request.targets, ports = %request.ports, regions = ?request.regions, "scheduled review starting");
@@ -246,5 +244,49 @@ fn describe(slots: &Slots) -> String {
         Slots::Off => "off".into(),
         Slots::Every(d) => format!("every {}", humantime::format_duration(*d)),
         Slots::Cron(c) => format!("{} ({})", c.pattern, c.describe()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32) -> SystemTime {
+        Utc.with_ymd_and_hms(y, mo, d, 12, 0, 0).unwrap().into()
+    }
+
+    /// Down from 1 November to 10 January (three first Mondays missed):
+    /// one catch-up, remembered across a reopen of the store.
+    #[tokio::test]
+    async fn a_catch_up_runs_once_and_is_remembered_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Timetable {
+            review: Slots::cron(timetable::DEFAULT_REVIEW).unwrap(),
+            remind_before: Duration::from_secs(14 * 24 * 3600),
+            recheck: Slots::Off,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put_schedule_state(&ScheduleState::starting(at(2026, 11, 1))).await.unwrap();
+        }
+        let now = at(2027, 1, 10);
+        let store = Store::open(dir.path()).unwrap();
+        let mut state = store.schedule_state().unwrap().unwrap();
+        let owed = table.due(&state, now).review.expect("reviews were missed");
+        assert_eq!(owed.slots, 3);
+        state.review_ran(now, owed);
+        store.put_schedule_state(&state).await.unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        let state = store.schedule_state().unwrap().unwrap();
+        assert_eq!(state.last_review.as_ref().map(|r| r.slots), Some(3));
+        assert_eq!(table.due(&state, now + Duration::from_secs(3600)).review, None, "owed once, not once per slot");
+        let february = table.due(&state, at(2027, 2, 1)).review.expect("the next slot");
+        assert_eq!(february.slots, 1);
     }
 }

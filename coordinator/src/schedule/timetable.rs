@@ -122,6 +122,21 @@ impl ScheduleState {
     }
 }
 
+impl ScheduleState {
+    /// A review that started at `started` for `owed` ended (well or not):
+    /// every slot up to its start is handled.
+    pub fn review_ran(&mut self, started: SystemTime, owed: Owed) {
+        self.review_since = started;
+        self.last_review = Some(RunRecord { started, slots: owed.slots, first_slot: owed.first_slot });
+    }
+
+    /// The same for a re-check.
+    pub fn recheck_ran(&mut self, started: SystemTime, owed: Owed) {
+        self.recheck_since = started;
+        self.last_recheck = Some(RunRecord { started, slots: owed.slots, first_slot: owed.first_slot });
+    }
+}
+
 /// One run of scheduled work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -37,7 +37,7 @@ fn the_default_review_lands_on_the_first_monday_of_each_month() {
 
 #[test]
 fn the_reminder_is_due_its_lead_before_the_slot_once() {
-    let table = monthly();
+    let table = Timetable { recheck: Slots::Off, ..monthly() };
     let state = ScheduleState::starting(at(2026, 11, 20, 0, 0));
     // Before the reminder: nothing, and the wake-up is the reminder's time.
     let due = table.due(&state, at(2026, 11, 22, 0, 0));
@@ -51,6 +51,8 @@ fn the_reminder_is_due_its_lead_before_the_slot_once() {
     assert_eq!(table.due(&reminded, at(2026, 11, 29, 0, 0)).remind, None, "once per slot");
     let off = Timetable { remind_before: Duration::ZERO, ..monthly() };
     assert_eq!(off.due(&state, at(2026, 11, 29, 0, 0)).remind, None);
+    // With a daily re-check, the wake-up is whichever comes first.
+    assert_eq!(monthly().due(&state, at(2026, 11, 22, 0, 0)).wake, Some(at(2026, 11, 22, 5, 0)));
 }
 
 #[test]
