@@ -163,13 +163,15 @@ fn serve_reviews_on_schedule_reminds_catches_up_once_and_verifies() {
         "{scans:#}"
     );
 
-    // A reminder reached the webhook, with the counts; once per slot.
-    let reminders = wait_for("a reminder at the webhook", Duration::from_secs(30), || {
+    // A reminder reached the webhook, with the open findings' count (the
+    // first ones, before any review, say 0); once per slot.
+    let reminders = wait_for("a reminder counting the findings", Duration::from_secs(3 * EVERY), || {
         let r: Vec<_> = rec.requests().into_iter().filter(|r| r.body["event"] == "reminder").collect();
-        (!r.is_empty()).then_some(r)
+        r.iter().any(|r| r.body["open"].as_u64() >= Some(2)).then_some(r)
     });
-    assert!(reminders[0].body["open"].as_u64().unwrap() >= 1, "{:#?}", reminders[0].body);
-    assert!(reminders[0].body["title"].as_str().unwrap().starts_with("Port security review on"), "{:#?}", reminders[0]);
+    let last = &reminders.last().unwrap().body;
+    assert!(last["title"].as_str().unwrap().starts_with("Port security review on"), "{last:#}");
+    assert!(last["text"].as_str().unwrap().contains(last["review_at"].as_str().unwrap()), "{last:#}");
     let mut keys: Vec<&str> = reminders.iter().filter_map(|r| r.header("Idempotency-Key")).collect();
     let n = keys.len();
     keys.dedup();
@@ -207,4 +209,33 @@ fn serve_reviews_on_schedule_reminds_catches_up_once_and_verifies() {
     assert_eq!(by_port(&all, ftp.port).unwrap()["status"], "remediated");
     eprintln!("schedule test took {:?}", started.elapsed());
     drop(coordinator2);
+}
+
+#[test]
+fn the_recheck_remediates_a_critical_finding_once_its_port_closes() {
+    let fleet = Fleet::new();
+    let mut ssh = Service::start(SSH);
+    let _coordinator = fleet.serve(&["--schedule", "off", "--recheck", "2s"]);
+    let _agent = fleet.start_agent("eu", "eu-1", &["--allow", "127.0.0.1"]);
+    fleet.wait_connected(1, Duration::from_secs(30));
+    let port = ssh.port.to_string();
+    let findings = fleet.json(&["review", "--targets", "127.0.0.1", "--ports", &port]);
+    let f = find(&findings, ssh.port, "exposed-service");
+    assert_eq!(f["severity"], "critical");
+    let id = f["id"].as_str().unwrap().to_string();
+
+    // Re-checked while open: still open, and said so in its history.
+    let checked = wait_for("a re-check of the open finding", Duration::from_secs(30), || {
+        let f = fleet.json(&["findings", "show", &id]);
+        let said = f["history"].as_array()?.iter().any(|e| e["what"].as_str().is_some_and(|w| w.contains("still open from eu")));
+        said.then_some(f)
+    });
+    assert_eq!(checked["status"], "open");
+    ssh.close();
+    let gone = wait_for("the re-check to remediate it", Duration::from_secs(30), || {
+        let f = fleet.json(&["findings", "show", &id]);
+        (f["status"] == "remediated").then_some(f)
+    });
+    let last = gone["history"].as_array().unwrap().last().unwrap()["what"].as_str().unwrap().to_string();
+    assert_eq!(last, "verified by schedule: closed from every region (eu); remediated");
 }

@@ -54,6 +54,8 @@ Examples:
   vantage pki init --san coordinator.example  # once: CA, coordinator and operator certificates
   vantage serve --listen 0.0.0.0:7420 --scope scope.txt
   vantage serve --config /etc/vantage/coordinator.toml   # options from a file (vantage config sample)
+  vantage serve --scope scope.txt --schedule \"0 6 * * MON#1\" --review-ports top-1000   # monthly, on its own
+  vantage verify F-12                   # re-scan one finding from every region now
   vantage config check /etc/vantage/coordinator.toml    # offline, errors by FILE:LINE:COL
   vantage fleet token --region eu-west --coordinator https://coordinator.example:7420
   vantage-agent enroll --token vjt1.... --coordinator https://coordinator.example:7420

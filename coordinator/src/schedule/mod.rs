@@ -154,10 +154,11 @@ impl ScheduleService {
     async fn review(&self, now: SystemTime) -> Result<ReviewDone, WorkflowError> {
         let mut control = self.control.clone();
         let period = Period::of(now);
-        let regions = match self.cfg.regions.is_empty() {
+        let regions = if self.cfg.regions.is_empty() {
             // One region live (or none yet): any agent's, as `vantage review` does.
-            true => Some(scan::live_regions(&mut control).await?).filter(|r| r.len() > 1).unwrap_or_default(),
-            false => self.cfg.regions.clone(),
+            Some(scan::live_regions(&mut control).await?).filter(|r| r.len() > 1).unwrap_or_default()
+        } else {
+            self.cfg.regions.clone()
         };
         let request = v1::StartScanRequest {
             period: period.to_string(),
