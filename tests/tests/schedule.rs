@@ -81,7 +81,8 @@ fn verify_in_embedded_mode_remediates_a_closed_port_and_keeps_an_open_one() {
     scan(dir, &[ssh.port, ftp.port], "2026-11");
     let findings = json(dir, &["review", "2026-11", "--format", "json"]);
     let open_id = find(&findings, ssh.port, "exposed-service")["id"].as_str().unwrap().to_string();
-    let closed_id = by_port(&findings, ftp.port).expect("a finding on the ftp port")["id"].as_str().unwrap().to_string();
+    let closed_id =
+        by_port(&findings, ftp.port).expect("a finding on the ftp port")["id"].as_str().unwrap().to_string();
 
     ftp.close();
     let v = json(dir, &["verify", &closed_id, "--by", "alice", "--format", "json"]);
@@ -159,7 +160,11 @@ fn serve_reviews_on_schedule_reminds_catches_up_once_and_verifies() {
     });
     let scans = fleet.json(&["scan", "list"]);
     assert!(
-        scans.as_array().unwrap().iter().any(|s| s["label"].as_str().is_some_and(|l| l.starts_with("scheduled review"))),
+        scans
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["label"].as_str().is_some_and(|l| l.starts_with("scheduled review"))),
         "{scans:#}"
     );
 
@@ -193,7 +198,12 @@ fn serve_reviews_on_schedule_reminds_catches_up_once_and_verifies() {
     wait_for("the next slot's review", Duration::from_secs(3 * EVERY), || {
         (!log_lines(&fleet, restart_at, "scheduled review due").is_empty()).then_some(())
     });
-    assert_eq!(log_lines(&fleet, restart_at, "catching up").len(), 1, "{}", fleet.log().get(restart_at..).unwrap_or(""));
+    assert_eq!(
+        log_lines(&fleet, restart_at, "catching up").len(),
+        1,
+        "{}",
+        fleet.log().get(restart_at..).unwrap_or("")
+    );
 
     // On demand, through the coordinator: the closed port's finding is
     // remediated, the open one's stays open.
@@ -227,7 +237,10 @@ fn the_recheck_remediates_a_critical_finding_once_its_port_closes() {
     // Re-checked while open: still open, and said so in its history.
     let checked = wait_for("a re-check of the open finding", Duration::from_secs(30), || {
         let f = fleet.json(&["findings", "show", &id]);
-        let said = f["history"].as_array()?.iter().any(|e| e["what"].as_str().is_some_and(|w| w.contains("still open from eu")));
+        let said = f["history"]
+            .as_array()?
+            .iter()
+            .any(|e| e["what"].as_str().is_some_and(|w| w.contains("still open from eu")));
         said.then_some(f)
     });
     assert_eq!(checked["status"], "open");

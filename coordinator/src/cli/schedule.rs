@@ -67,10 +67,17 @@ impl ScheduleArgs {
             return Ok(None);
         }
         let targets = self.review_targets.clone().unwrap_or_else(|| scope.effective().to_string());
-        let scan = super::scan::start::default_request(&targets, Some(&self.review_ports), Period::of(std::time::SystemTime::now()))
-            .map_err(|e| UsageError(format!("--review-targets/--review-ports: {e}")))?;
-        let timetable =
-            Timetable { review: self.schedule.clone(), remind_before: self.remind_before, recheck: self.recheck.clone() };
+        let scan = super::scan::start::default_request(
+            &targets,
+            Some(&self.review_ports),
+            Period::of(std::time::SystemTime::now()),
+        )
+        .map_err(|e| UsageError(format!("--review-targets/--review-ports: {e}")))?;
+        let timetable = Timetable {
+            review: self.schedule.clone(),
+            remind_before: self.remind_before,
+            recheck: self.recheck.clone(),
+        };
         Ok(Some(ScheduleConfig { timetable, scan, regions: self.review_regions.clone() }))
     }
 }

@@ -14,8 +14,8 @@ use std::time::SystemTime;
 
 use super::delivery::{Client, backoff, client};
 use super::http::DeliveryError;
-use super::templates::{Message, Templates};
 use super::stored_config;
+use super::templates::{Message, Templates};
 use crate::review::findings::{Finding, Severity};
 use crate::store::{Store, StoreError};
 

@@ -65,7 +65,8 @@ What to do
 {% block steps %}- Close the port, or document it in the register with a reason and a review-by date.{% endblock %}
 ";
 
-const REMINDER_TITLE: &str = "Port security review on {{ review_day }}: {{ open }} findings open, {{ overdue }} overdue";
+const REMINDER_TITLE: &str =
+    "Port security review on {{ review_day }}: {{ open }} findings open, {{ overdue }} overdue";
 
 const REMINDER_BODY: &str = "\
 The monthly port security review runs on {{ review_at }} ({{ lead }} from now).
@@ -292,7 +293,13 @@ impl Templates {
     pub fn render_reminder(&self, r: &super::reminder::Reminder, now: std::time::SystemTime) -> Message {
         // In whole hours (whole minutes within the hour): "14days", not "13days 23h 59m 58s".
         let secs = r.review_at.duration_since(now).unwrap_or_default().as_secs();
-        let unit = if secs >= 3600 { 3600 } else if secs >= 60 { 60 } else { 1 };
+        let unit = if secs >= 3600 {
+            3600
+        } else if secs >= 60 {
+            60
+        } else {
+            1
+        };
         let lead = humantime::format_duration(std::time::Duration::from_secs(secs.div_ceil(unit) * unit));
         let day = rfc3339(r.review_at);
         let value = minijinja::context! {

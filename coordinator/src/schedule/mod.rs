@@ -235,8 +235,12 @@ fn log_owed(what: &str, owed: Owed, now: SystemTime) {
 fn log_review(done: &ReviewDone) {
     let s = &done.summary;
     tracing::info!(
-        scan.id = done.scan.as_ref().map(|s| s.scan_id), new = s.new, still_open = s.still_open,
-        remediated = s.remediated, reopened = s.reopened, "scheduled review done"
+        scan.id = done.scan.as_ref().map(|s| s.scan_id),
+        new = s.new,
+        still_open = s.still_open,
+        remediated = s.remediated,
+        reopened = s.reopened,
+        "scheduled review done"
     );
 }
 

@@ -118,7 +118,13 @@ pub struct ScheduleState {
 impl ScheduleState {
     /// A schedule starting now: slots before now are not owed.
     pub fn starting(now: SystemTime) -> ScheduleState {
-        ScheduleState { review_since: now, recheck_since: now, reminded_for: None, last_review: None, last_recheck: None }
+        ScheduleState {
+            review_since: now,
+            recheck_since: now,
+            reminded_for: None,
+            last_review: None,
+            last_recheck: None,
+        }
     }
 }
 
@@ -178,10 +184,10 @@ pub struct Timetable {
 impl Timetable {
     pub fn due(&self, state: &ScheduleState, now: SystemTime) -> Due {
         let owed = |slots: &Slots, since: SystemTime| {
-            slots.next_after(since).filter(|s| *s <= now).map(|first_slot| Owed {
-                first_slot,
-                slots: slots.count_between(since, now).max(1),
-            })
+            slots
+                .next_after(since)
+                .filter(|s| *s <= now)
+                .map(|first_slot| Owed { first_slot, slots: slots.count_between(since, now).max(1) })
         };
         let review = owed(&self.review, state.review_since);
         let recheck = owed(&self.recheck, state.recheck_since);
@@ -192,10 +198,11 @@ impl Timetable {
         });
         let remind = remind_at.and_then(|(slot, at)| (at <= now && state.reminded_for != Some(slot)).then_some(slot));
         let pending_reminder = remind_at.filter(|(slot, at)| *at > now && state.reminded_for != Some(*slot));
-        let wake = [upcoming, self.recheck.next_after(state.recheck_since.max(now)), pending_reminder.map(|(_, at)| at)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake =
+            [upcoming, self.recheck.next_after(state.recheck_since.max(now)), pending_reminder.map(|(_, at)| at)]
+                .into_iter()
+                .flatten()
+                .min();
         Due { review, remind, recheck, wake }
     }
 }

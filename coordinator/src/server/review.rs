@@ -335,10 +335,8 @@ fn verified(f: &mut Finding, v: &v1::Verified, by: &str, now: SystemTime) -> Res
             format!("verified by {by}: closed from every region ({}); remediated", looked.join(", "))
         }
         (true, true) => format!("verified by {by}: still closed from every region ({})", looked.join(", ")),
-        (false, _) => format!(
-            "verified by {by}: still open from {} (re-probed from {})",
-            open.join(", "),
-            looked.join(", ")
-        ),
+        (false, _) => {
+            format!("verified by {by}: still open from {} (re-probed from {})", open.join(", "), looked.join(", "))
+        }
     })
 }

@@ -93,7 +93,9 @@ async fn confirm_gone(
         None
     };
     if let Some(why) = why_not {
-        say(&format!("not re-probing {total} ports whose findings would be remediated ({why}): they stay as they were"));
+        say(&format!(
+            "not re-probing {total} ports whose findings would be remediated ({why}): they stay as they were"
+        ));
         return Ok((Vec::new(), Vec::new()));
     }
     let closed = plan.closing.iter().map(|p| {

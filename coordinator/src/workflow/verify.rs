@@ -66,7 +66,9 @@ pub async fn findings(control: &mut Control) -> Result<Vec<Finding>, WorkflowErr
     let mut stream = control.list_findings(v1::ListFindingsRequest {}).await?.into_inner();
     let mut out = Vec::new();
     while let Some(r) = stream.message().await? {
-        out.push(serde_json::from_slice(&r.json).map_err(|e| WorkflowError::Invalid(format!("finding {}: {e}", r.id)))?);
+        out.push(
+            serde_json::from_slice(&r.json).map_err(|e| WorkflowError::Invalid(format!("finding {}: {e}", r.id)))?,
+        );
     }
     Ok(out)
 }

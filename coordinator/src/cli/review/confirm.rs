@@ -18,8 +18,7 @@ pub async fn reprobe(
     scanned: &[String],
 ) -> anyhow::Result<Reprobe> {
     let mut conn = Connection::open(global, Needs::Agent).await?;
-    let result =
-        workflow::reprobe::reprobe(&mut conn.control, candidates, host_rate, scanned, &workflow::stderr).await;
+    let result = workflow::reprobe::reprobe(&mut conn.control, candidates, host_rate, scanned, &workflow::stderr).await;
     conn.close().await;
     result.map_err(crate::cli::workflow_error)
 }

@@ -16,8 +16,8 @@ use std::time::SystemTime;
 use clap::Args;
 use serde::Serialize;
 use vantage_proto::v1;
-use vantage_shared::observation::printable;
 use vantage_shared::Period;
+use vantage_shared::observation::printable;
 
 use super::baseline::BaselineJson;
 use super::confirm;

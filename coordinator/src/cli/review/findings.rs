@@ -17,7 +17,6 @@ use vantage_proto::v1;
 use vantage_shared::Period;
 use vantage_shared::convert::time_to_wire;
 
-
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, rfc3339, table};
 use crate::cli::{GlobalArgs, UsageError, status_error, workflow_error};

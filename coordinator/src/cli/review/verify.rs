@@ -8,7 +8,7 @@ use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, table};
 use crate::cli::{GlobalArgs, workflow_error};
 use crate::workflow::reprobe::DEFAULT_HOST_RATE;
-use crate::workflow::verify::{VerifyRequest, Verification, verify};
+use crate::workflow::verify::{Verification, VerifyRequest, verify};
 use crate::workflow::{self};
 
 #[derive(Debug, Args)]
@@ -48,11 +48,8 @@ fn print(v: &Verification, format: Format) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("{} {}", v.id, v.target);
-    let rows: Vec<Vec<String>> = v
-        .regions
-        .iter()
-        .map(|s| vec![s.region.clone(), if s.open { "open" } else { "closed" }.to_string()])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        v.regions.iter().map(|s| vec![s.region.clone(), if s.open { "open" } else { "closed" }.to_string()]).collect();
     table(&mut std::io::stdout().lock(), &["REGION", "PORT"], &rows)?;
     let regions: Vec<&str> = v.regions.iter().map(|s| s.region.as_str()).collect();
     let open: Vec<&str> = v.regions.iter().filter(|s| s.open).map(|s| s.region.as_str()).collect();

@@ -67,7 +67,10 @@ fn missed_slots_are_owed_once_after_a_gap() {
     let handled = ScheduleState { review_since: now, ..state };
     let due = table.due(&handled, now + Duration::from_secs(60));
     assert_eq!(due.review, None);
-    assert_eq!(table.due(&handled, at(2027, 2, 1, 6, 0)).review, Some(Owed { first_slot: at(2027, 2, 1, 6, 0), slots: 1 }));
+    assert_eq!(
+        table.due(&handled, at(2027, 2, 1, 6, 0)).review,
+        Some(Owed { first_slot: at(2027, 2, 1, 6, 0), slots: 1 })
+    );
 }
 
 #[test]
@@ -86,7 +89,10 @@ fn re_checks_follow_a_cron_or_an_interval() {
     assert_eq!(daily.due(&state, at(2026, 11, 30, 5, 0)).recheck.map(|o| o.slots), Some(1));
     let hourly = Timetable { recheck: Slots::cron_or_every("1h").unwrap(), ..monthly() };
     assert_eq!(hourly.due(&state, at(2026, 11, 29, 12, 59)).recheck, None);
-    assert_eq!(hourly.due(&state, at(2026, 11, 29, 13, 0)).recheck.map(|o| o.first_slot), Some(at(2026, 11, 29, 13, 0)));
+    assert_eq!(
+        hourly.due(&state, at(2026, 11, 29, 13, 0)).recheck.map(|o| o.first_slot),
+        Some(at(2026, 11, 29, 13, 0))
+    );
 }
 
 #[test]
