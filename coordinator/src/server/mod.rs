@@ -10,7 +10,9 @@
 //! * [`reachability`]: a scan's ports from every region, as the `Reachability` RPC streams them.
 //!
 //! [`Coordinator::open`] opens the store and resumes unfinished scans;
-//! [`Coordinator::serve`] runs until the shutdown token fires. The embedded
+//! [`Coordinator::serve`] runs until the shutdown token fires, with the
+//! review schedule ([`crate::schedule`]) when one is configured: it calls
+//! the control service in process, as an operator would over gRPC. The embedded
 //! mode of the CLI runs exactly this, on a loopback port.
 
 pub mod agent_link;
