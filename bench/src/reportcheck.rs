@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use vantage_coordinator::report::{self, BaselineFacts, DiffChange, Inputs};
 use vantage_coordinator::review::diff::{Change, ChangeKind};
-use vantage_coordinator::review::findings::{Detail, Event, Finding, FindingKey, Kind, Severity, Status};
+use vantage_coordinator::review::findings::{Detail, Event, EventKind, Finding, FindingKey, Kind, Severity, Status};
 use vantage_coordinator::review::policy::Costs;
 use vantage_shared::service::TlsFacts;
 use vantage_shared::{Period, Proto};
@@ -99,32 +99,26 @@ fn finding(i: u64, seed: u64, months: &[Period]) -> Finding {
     let port = [22u16, 443, 3306, 5432, 8080, 6379, 25, 993][rng.below(8) as usize];
     let start = rng.below(months.len() as u64) as usize;
     let opened = start_of(months[start]) + HOUR * rng.below(200) as u32;
-    let mut history = vec![Event {
-        at: opened,
-        period: Some(months[start]),
-        what: format!("found ({severity}, due within 24 hours)"),
-    }];
+    let found = format!("found ({severity}, due within 24 hours)");
+    let mut history = vec![Event::new(EventKind::Found, opened, Some(months[start]), found)];
     let mut status = Status::Open;
     let mut last = months[months.len() - 1];
     let (mut repeats, mut opened_at) = (0, opened);
     if rng.below(100) < 20 {
-        history.push(Event { at: opened + HOUR * 5, period: None, what: "acknowledged by ops".into() });
+        history.push(Event::new(EventKind::Acknowledged, opened + HOUR * 5, None, "acknowledged by ops"));
         status = Status::Acknowledged { by: "ops".into(), at: opened + HOUR * 5 };
     }
     if start + 1 < months.len() && rng.below(100) < 40 {
         let end = start + 1 + rng.below((months.len() - start - 1) as u64) as usize;
         let at = start_of(months[end]);
-        history.push(Event {
-            at,
-            period: Some(months[end]),
-            what: "port no longer open: remediated after 9 hours".into(),
-        });
+        let what = "port no longer open: remediated after 9 hours";
+        history.push(Event::new(EventKind::Remediated, at, Some(months[end]), what));
         status = Status::Remediated { at, period: months[end] };
         last = months[end];
         if end + 1 < months.len() && rng.below(100) < 15 {
             let back = start_of(months[end + 1]);
             let what = format!("seen again after its remediation in {}: repeat 1", months[end]);
-            history.push(Event { at: back, period: Some(months[end + 1]), what });
+            history.push(Event::new(EventKind::Reopened, back, Some(months[end + 1]), what));
             status = Status::Reopened;
             (repeats, opened_at, last) = (1, back, months[months.len() - 1]);
         }
@@ -193,6 +187,7 @@ pub fn run(config: &ReportConfig) -> anyhow::Result<Vec<Figure>> {
         changes: &w.changes,
         tls: &w.tls,
         costs: Some(&w.costs),
+        notes: &Default::default(),
     };
     let mut figures = Vec::new();
     for r in 1..=config.runs {

@@ -9,6 +9,7 @@
 //! * [`store`]: sled behind a typed API; the only module that touches sled.
 //! * [`review`]: periods' baselines and the diff between them.
 //! * [`notify`]: tickets and notifications (Jira, GitHub, webhooks, Slack, email) from findings.
+//! * [`nmap_xml`]: scan results as an nmap XML report, for the tools that read those.
 //! * [`report`]: the monthly report (HTML, Markdown, JSON, CSV) built from findings,
 //!   the diff and baselines.
 //! * [`workflow`]: the review's multi-step work (re-probes, verification, a
@@ -19,6 +20,7 @@
 //!   and the embedded mode that runs a coordinator and an agent in-process.
 
 pub mod cli;
+pub mod nmap_xml;
 pub mod notify;
 pub mod report;
 pub mod review;

@@ -35,3 +35,17 @@ pub fn require_root(test: &str) -> bool {
     eprintln!("skipping {test}: needs root (raw sockets)");
     false
 }
+
+/// A Debian tool a test runs, found on `PATH` under one of `names`. In CI
+/// (`CI=true`) a missing one fails the test (`.ci/run` installs `package`);
+/// elsewhere the test is skipped with a message.
+pub fn require_tool(test: &str, names: &[&str], package: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).flat_map(|d| names.iter().map(move |n| d.join(n))).find(|p| p.is_file());
+    if found.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!ci, "{test} needs `{}`: .ci/run installs Debian's {package}", names[0]);
+        eprintln!("skipping {test}: no `{}` (apt-get install {package})", names[0]);
+    }
+    found
+}

@@ -139,3 +139,43 @@ fn a_flood_of_agents_reconnects_after_a_coordinator_restart() {
     let scan = start_slow_scan(&fleet, &truth);
     assert_results_match(&fleet, scan, &truth);
 }
+
+#[test]
+fn a_backup_taken_mid_scan_restores_and_the_scan_completes() {
+    let truth = LoopbackTargets::start(10, 10);
+    let fleet = Fleet::new();
+    let mut first = fleet.serve(&SERVE);
+    let _agent = agent(&fleet, "r1", "a1");
+    fleet.wait_connected(1, LIMIT);
+    let scan = start_slow_scan(&fleet, &truth);
+    wait_mid_scan(&fleet, scan);
+
+    // Taken through the serving coordinator, while its agent writes results.
+    let file = fleet.path().join("mid-scan.backup");
+    let out = run(fleet.cli().args(["admin", "backup"]).arg(&file), LIMIT);
+    assert!(out.status.success(), "backup: {}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("entries in") && said.contains("store schema"), "{said}");
+    assert!(!fleet.path().join(".mid-scan.backup.partial").exists(), "the partial file is renamed");
+    let again = run(fleet.cli().args(["admin", "backup"]).arg(&file), LIMIT);
+    assert_eq!(again.status.code(), Some(2), "an existing file is kept without --force");
+
+    // The store is lost; the backup comes back in its place.
+    assert!(first.terminate(Duration::from_secs(20)).is_some_and(|s| s.success()), "the coordinator stops cleanly");
+    std::fs::rename(fleet.data_dir(), fleet.path().join("lost")).unwrap();
+    let restore = |dir: &std::path::Path| {
+        let mut cmd = std::process::Command::new(vantage_tests::bins::vantage());
+        cmd.arg("--data-dir").arg(dir).args(["admin", "restore"]).arg(&file);
+        run(&mut cmd, LIMIT)
+    };
+    let out = restore(&fleet.data_dir());
+    assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+    let refused = restore(&fleet.data_dir());
+    assert_eq!(refused.status.code(), Some(2), "a data directory with a store is not overwritten");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already holds a store"));
+
+    // The restored coordinator knows its agent and finishes the scan exactly.
+    let _second = fleet.serve(&SERVE);
+    fleet.wait_connected(1, LIMIT);
+    assert_results_match(&fleet, scan, &truth);
+}

@@ -133,12 +133,6 @@ fn a_report_without_a_review_says_what_to_do() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format"), "{out:?}");
 }
 
-/// Debian's chromium, if installed.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).flat_map(|d| [d.join("chromium"), d.join("chromium-browser")]).find(|p| p.is_file())
-}
-
 /// The workspace's target directory (`CARGO_TARGET_DIR` or `target/`).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -185,10 +179,8 @@ fn page_errors(stderr: &[u8], page: &str) -> Vec<String> {
 
 #[test]
 fn headless_chromium_renders_the_html_report() {
-    let Some(browser) = chromium() else {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "chromium is missing: .ci/run installs Debian's chromium for this test");
-        eprintln!("skipping headless_chromium_renders_the_html_report: no chromium (apt-get install chromium)");
+    let test = "headless_chromium_renders_the_html_report";
+    let Some(browser) = vantage_tests::require_tool(test, &["chromium", "chromium-browser"], "chromium") else {
         return;
     };
     let r = reports();

@@ -8,6 +8,7 @@
 //! need neither: they are dispatched without [`GlobalArgs`], so they cannot
 //! open a coordinator or create its data directory; nor is `config`.
 
+pub mod admin;
 pub mod config;
 pub mod connect;
 pub mod files;
@@ -184,6 +185,10 @@ pub enum Command {
     /// --integrations` put it to work.
     #[command(subcommand)]
     Integrations(review::integrations::IntegrationsCommand),
+    /// Store care: back up the store while the coordinator serves, verify a
+    /// backup, restore one into an empty data directory.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// An error in what the operator asked for (as opposed to a failure while
@@ -208,6 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(&cli.global, args).await,
         Command::Verify(args) => review::verify::run(&cli.global, args).await,
         Command::Vulns(cmd) => review::vulns::run(&cli.global, cmd).await,
+        Command::Admin(cmd) => admin::run(&cli.global, cmd).await,
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
         Command::Register(cmd) => review::register::run(cmd),
         Command::Inventory(cmd) => review::inventory::run(cmd),

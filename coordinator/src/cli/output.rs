@@ -8,7 +8,7 @@ use vantage_proto::prost_types;
 use vantage_proto::v1;
 use vantage_shared::convert::time_from_wire;
 use vantage_shared::observation::printable;
-use vantage_shared::{Access, Method, Observation, PortState, ServiceFacts};
+use vantage_shared::{Access, Method, Observation, PortSpec, PortState, ServiceFacts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -17,6 +17,20 @@ pub enum Format {
     Table,
     /// One JSON document.
     Json,
+}
+
+/// How a scan's observations are printed (`vantage results`, `vantage scan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ResultsFormat {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// One JSON document: the scan's status and its observations.
+    Json,
+    /// JSON Lines: one observation per line, nothing else (for jq, log shippers, data lakes).
+    Jsonl,
+    /// An nmap XML report (`nmap -oX`), for ndiff and other tools that read nmap's reports.
+    NmapXml,
 }
 
 /// Prints rows under a header with columns padded to their widest cell.
@@ -138,10 +152,32 @@ impl From<&Observation> for ObservationJson {
 }
 
 /// Prints a scan's observations.
-pub fn print_results(format: Format, status: &v1::ScanStatus, observations: &[Observation]) -> anyhow::Result<()> {
+pub fn print_results(
+    format: ResultsFormat,
+    status: &v1::ScanStatus,
+    observations: &[Observation],
+) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     match format {
-        Format::Json => {
+        ResultsFormat::Jsonl => {
+            for o in observations {
+                serde_json::to_writer(&mut out, &ObservationJson::from(o))?;
+                writeln!(out)?;
+            }
+        }
+        ResultsFormat::NmapXml => {
+            let now = SystemTime::now();
+            let started = wire_time(status.started_at.as_ref()).unwrap_or(now);
+            let run = crate::nmap_xml::Run {
+                args: std::env::args().collect::<Vec<_>>().join(" "),
+                started,
+                finished: wire_time(status.finished_at.as_ref()).unwrap_or(now).max(started),
+                ports: PortSpec::parse(&status.ports)
+                    .map_err(|e| anyhow::anyhow!("the coordinator sent ports `{}`: {e}", status.ports))?,
+            };
+            crate::nmap_xml::write(&mut out, &run, observations)?;
+        }
+        ResultsFormat::Json => {
             #[derive(Serialize)]
             struct Doc<'a> {
                 scan: ScanJson,
@@ -151,7 +187,7 @@ pub fn print_results(format: Format, status: &v1::ScanStatus, observations: &[Ob
             serde_json::to_writer_pretty(&mut out, &Doc { scan: status.into(), observations: &obs })?;
             writeln!(out)?;
         }
-        Format::Table if observations.iter().any(|o| o.service.is_some()) => {
+        ResultsFormat::Table if observations.iter().any(|o| o.service.is_some()) => {
             let rows: Vec<Vec<String>> = observations
                 .iter()
                 .map(|o| {
@@ -171,7 +207,7 @@ pub fn print_results(format: Format, status: &v1::ScanStatus, observations: &[Ob
             let header = ["ADDRESS", "PORT", "STATE", "SERVICE", "VERSION", "CATEGORY", "NOTES", "REGION"];
             table(&mut out, &header, &rows)?;
         }
-        Format::Table => {
+        ResultsFormat::Table => {
             let rows: Vec<Vec<String>> = observations
                 .iter()
                 .map(|o| {

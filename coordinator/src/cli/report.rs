@@ -77,6 +77,7 @@ struct Fetched {
     previous: Option<Period>,
     changes: Vec<DiffChange>,
     tls: BTreeMap<report::TlsKey, vantage_shared::service::TlsFacts>,
+    notes: BTreeMap<String, crate::notify::Notes>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ReportArgs) -> anyhow::Result<()> {
@@ -123,6 +124,7 @@ fn render(f: &Fetched, costs: Option<&Costs>, format: ReportFormat, now: SystemT
         changes: &f.changes,
         tls: &f.tls,
         costs,
+        notes: &f.notes,
     };
     let r = report::build(&inputs);
     Ok(match format {
@@ -141,7 +143,8 @@ async fn fetch(conn: &mut Connection, period: Option<Period>) -> anyhow::Result<
         let p = b.period.parse::<Period>().map_err(|e| anyhow::anyhow!("coordinator sent {e}"))?;
         baselines.push((p, *b));
     }
-    let findings = findings::list(conn).await?;
+    let (findings, notes): (Vec<_>, Vec<_>) = findings::list_with_notes(conn).await?.into_iter().unzip();
+    let notes = findings.iter().map(|f| f.id.clone()).zip(notes).filter(|(_, n)| *n != Default::default()).collect();
     // The newest period a review judged, or failing that the newest baseline.
     let reviewed = findings.iter().map(|f| f.last_period).max();
     let period = period
@@ -161,7 +164,7 @@ async fn fetch(conn: &mut Connection, period: Option<Period>) -> anyhow::Result<
     }
     let tls = tls_facts(conn, &info.scans).await?;
     let baselines = baselines.iter().map(|(p, b)| BaselineFacts { period: *p, open_ports: b.entries }).collect();
-    Ok(Fetched { period, findings, baselines, previous, changes, tls })
+    Ok(Fetched { period, findings, baselines, previous, changes, tls, notes })
 }
 
 /// The TLS facts of the open ports of the period's scans (the first a

@@ -64,7 +64,7 @@ fn a_settled_finding_without_a_ticket_gets_none() {
 fn the_fingerprint_follows_what_a_ticket_shows() {
     let a = finding("F-1", Kind::Undocumented);
     let mut b = a.clone();
-    b.history.push(crate::review::findings::Event { at: SystemTime::now(), period: None, what: "x".into() });
+    b.history.push(crate::review::findings::Event::new(Default::default(), SystemTime::now(), None, "x"));
     assert_eq!(fingerprint(&a), fingerprint(&b), "history alone is no update");
     b.status = Status::Acknowledged { by: "ops".into(), at: SystemTime::now() };
     assert_ne!(fingerprint(&a), fingerprint(&b));

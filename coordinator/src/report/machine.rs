@@ -13,7 +13,7 @@ pub fn json(r: &Report) -> serde_json::Result<String> {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 15] = [
+pub const CSV_HEADER: [&str; 18] = [
     "id",
     "severity",
     "status",
@@ -28,6 +28,9 @@ pub const CSV_HEADER: [&str; 15] = [
     "service",
     "version",
     "cves",
+    "escalated",
+    "tickets",
+    "acknowledged",
     "sentence",
 ];
 
@@ -52,6 +55,9 @@ pub fn csv(r: &Report) -> Result<String, csv::Error> {
             &cell(d.service.as_deref().unwrap_or("")),
             &cell(&version),
             &d.cves.join(" "),
+            f.follow_up.escalated.as_deref().unwrap_or(""),
+            &cell(&f.follow_up.tickets.join(" ")),
+            &cell(f.follow_up.acknowledged.as_deref().unwrap_or("")),
             &cell(&f.sentence),
         ])?;
     }

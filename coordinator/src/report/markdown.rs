@@ -118,6 +118,9 @@ fn finding(o: &mut String, f: &FindingRow) -> std::fmt::Result {
         if f.overdue { " (**overdue**)" } else { "" },
         f.regions_scanned
     )?;
+    if let Some(line) = &f.follow_up.summary {
+        writeln!(o, "  - {}", md(line))?;
+    }
     let d = &f.detail;
     let mut tech = vec![format!("`{}` {} ({})", f.target, f.kind, f.status)];
     let facts: Vec<&str> = [&d.service, &d.product, &d.version].into_iter().flatten().map(String::as_str).collect();

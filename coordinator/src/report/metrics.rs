@@ -16,7 +16,8 @@ use serde::Serialize;
 use vantage_shared::Period;
 
 use super::{CostAvoided, Inputs};
-use crate::review::findings::{Finding, Severity, Status};
+use crate::notify::Notes;
+use crate::review::findings::{EventKind, Finding, Severity, Status};
 
 /// One stretch of time a finding was open: from `start` until its
 /// remediation (`end`), if it ended.
@@ -27,26 +28,16 @@ pub struct Round {
     pub end: Option<(Period, SystemTime)>,
 }
 
-/// History events that open a round (reconcile: a new finding, a repeat).
-const OPENS: [&str; 2] = ["found", "seen again"];
-/// The event that closes one (reconcile: "...: remediated after N hours").
-const CLOSES: &str = "remediated after";
-/// The event of an acknowledgement (server::review::update).
-const ACKNOWLEDGED: &str = "acknowledged by";
-/// Events that notify someone (a ticket filed, an escalation sent), where
-/// an integration records them; without one, notification is the opening.
-const NOTIFIED: [&str; 2] = ["escalated", "ticket"];
-
 /// The rounds of a finding, oldest first.
 pub fn rounds(f: &Finding) -> Vec<Round> {
     let mut out: Vec<Round> = Vec::new();
     for e in &f.history {
         let Some(p) = e.period else { continue };
-        if OPENS.iter().any(|o| e.what.starts_with(o)) {
+        if e.kind.opens() {
             if out.last().is_none_or(|r| r.end.is_some()) {
                 out.push(Round { start: p, start_at: e.at, end: None });
             }
-        } else if e.what.contains(CLOSES)
+        } else if e.kind == EventKind::Remediated
             && let Some(r) = out.last_mut().filter(|r| r.end.is_none())
         {
             r.end = Some((p, e.at));
@@ -173,7 +164,7 @@ pub fn all(inputs: &Inputs<'_>, rounds: &[Vec<Round>], window: &[Period]) -> (Ve
             "acknowledgement",
             "Notification to acknowledgement",
             "hours",
-            vec![acknowledgement(inputs.findings, rounds, window)],
+            vec![acknowledgement(inputs, rounds, window)],
             "Mean hours from notification (a ticket or escalation where one is recorded, otherwise the \
              finding's opening) to its acknowledgement, by the period the finding opened in.",
         ),
@@ -243,29 +234,31 @@ fn repeats(rounds: &[Vec<Round>], window: &[Period]) -> Series {
     Series { name: "repeats".into(), values }
 }
 
-/// Hours from notification to the first acknowledgement, per finding.
-pub fn time_to_acknowledge(f: &Finding, opened: SystemTime) -> Option<Duration> {
-    let ack = f.history.iter().find(|e| e.what.starts_with(ACKNOWLEDGED))?.at;
-    let notified = f
-        .history
-        .iter()
-        .filter(|e| e.at <= ack && NOTIFIED.iter().any(|n| e.what.starts_with(n)))
-        .map(|e| e.at)
-        .next()
+/// From notification to the first acknowledgement: notified is the first
+/// ticket filed or escalation sent where an integration recorded one, else
+/// the finding's opening (`opened`).
+pub fn time_to_acknowledge(f: &Finding, notes: Option<&Notes>, opened: SystemTime) -> Option<Duration> {
+    let ack = f.history.iter().find(|e| e.kind == EventKind::Acknowledged)?.at;
+    let notified = notes
+        .into_iter()
+        .flat_map(|n| n.escalation.iter().map(|e| e.at).chain(n.tickets.iter().filter_map(|t| t.created_at)))
+        .filter(|at| *at <= ack)
+        .min()
         .unwrap_or(opened);
     ack.duration_since(notified).ok()
 }
 
-fn acknowledgement(findings: &[Finding], rounds: &[Vec<Round>], window: &[Period]) -> Series {
+fn acknowledgement(inputs: &Inputs<'_>, rounds: &[Vec<Round>], window: &[Period]) -> Series {
     let values = window
         .iter()
         .map(|q| {
-            let hours: Vec<f64> = findings
+            let hours: Vec<f64> = inputs
+                .findings
                 .iter()
                 .zip(rounds)
                 .filter_map(|(f, rs)| {
                     let first = rs.first().filter(|r| r.start == *q)?;
-                    time_to_acknowledge(f, first.start_at).map(|d| d.as_secs_f64() / 3600.0)
+                    time_to_acknowledge(f, inputs.notes.get(&f.id), first.start_at).map(|d| d.as_secs_f64() / 3600.0)
                 })
                 .collect();
             mean(&hours)

@@ -21,8 +21,9 @@ use serde::Serialize;
 use vantage_shared::service::TlsFacts;
 use vantage_shared::{Period, Proto};
 
+use crate::notify::Notes;
 use crate::review::diff::{Change, ChangeKind};
-use crate::review::findings::{Finding, Severity, Status};
+use crate::review::findings::{EventKind, Finding, Severity, Status};
 use crate::review::policy::Costs;
 
 pub mod charts;
@@ -70,6 +71,8 @@ pub struct Inputs<'a> {
     pub tls: &'a BTreeMap<TlsKey, TlsFacts>,
     /// The user's cost figures (the policy's `[costs]`), when configured.
     pub costs: Option<&'a Costs>,
+    /// Tickets and escalations by finding id, where integrations recorded any.
+    pub notes: &'a BTreeMap<String, Notes>,
 }
 
 /// The report: every section, in the order it is read.
@@ -166,7 +169,55 @@ pub struct FindingRow {
     pub regions_scanned: usize,
     pub repeats: u32,
     pub first_period: Period,
+    /// Who was told and when: the escalation, the tickets, the first acknowledgement.
+    pub follow_up: FollowUp,
     pub detail: TechDetail,
+}
+
+/// What happened after a finding was raised.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct FollowUp {
+    /// `<time> to <channels>`, when escalated.
+    pub escalated: Option<String>,
+    /// `<integration> <key>` per ticket.
+    pub tickets: Vec<String>,
+    /// `<time> by <who>`, the first acknowledgement.
+    pub acknowledged: Option<String>,
+    /// All of it in one line for people, when anything happened.
+    pub summary: Option<String>,
+}
+
+impl FollowUp {
+    fn of(f: &Finding, notes: Option<&Notes>) -> FollowUp {
+        let escalated = notes.and_then(|n| n.escalation.as_ref()).map(|e| {
+            let channels: Vec<&str> = e.channels.keys().map(String::as_str).collect();
+            format!("{} to {}", rfc3339(e.at), channels.join(", "))
+        });
+        let tickets: Vec<String> = notes
+            .map(|n| {
+                n.tickets
+                    .iter()
+                    .map(|t| format!("{} {}", t.integration, t.key.as_deref().unwrap_or("(pending)")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let acknowledged = f.history.iter().find(|e| e.kind == EventKind::Acknowledged).map(|e| {
+            let who = e.what.strip_prefix("acknowledged by ").unwrap_or(&e.what);
+            format!("{} by {who}", rfc3339(e.at))
+        });
+        let mut parts = Vec::new();
+        if let Some(e) = &escalated {
+            parts.push(format!("escalated {e}"));
+        }
+        if !tickets.is_empty() {
+            parts.push(format!("ticket {}", tickets.join(", ")));
+        }
+        if let Some(a) = &acknowledged {
+            parts.push(format!("acknowledged {a}"));
+        }
+        let summary = (!parts.is_empty()).then(|| parts.join("; "));
+        FollowUp { escalated, tickets, acknowledged, summary }
+    }
 }
 
 /// The technical detail, folded below the sentence.
@@ -399,6 +450,7 @@ fn finding_row(f: &Finding, inputs: &Inputs<'_>) -> FindingRow {
         regions_scanned: d.regions_scanned,
         repeats: f.repeats,
         first_period: metrics::first_period(f),
+        follow_up: FollowUp::of(f, inputs.notes.get(&f.id)),
         detail: TechDetail {
             service: d.service.clone(),
             product: d.product.clone(),

@@ -8,7 +8,7 @@ use vantage_shared::{Period, Proto};
 
 use super::*;
 use crate::review::findings::{
-    Candidate, Coverage, Detail, Event, Finding, FindingKey, Kind, Severity, Status, reconcile,
+    Candidate, Coverage, Detail, Event, EventKind, Finding, FindingKey, Kind, Severity, Status, reconcile,
 };
 use crate::review::policy::{Costs, Policy};
 
@@ -28,15 +28,12 @@ fn key(port: u16) -> FindingKey {
 
 /// A finding opened in `opened` at `t`, remediated `after` later in `closed`.
 fn finding(port: u16, severity: Severity, opened: &str, t: SystemTime, closed: Option<(&str, Duration)>) -> Finding {
-    let mut history =
-        vec![Event { at: t, period: Some(per(opened)), what: format!("found ({severity}, due within 24 hours)") }];
+    let found = format!("found ({severity}, due within 24 hours)");
+    let mut history = vec![Event::new(EventKind::Found, t, Some(per(opened)), found)];
     let status = match closed {
         Some((p, after)) => {
-            history.push(Event {
-                at: t + after,
-                period: Some(per(p)),
-                what: format!("port no longer open: remediated after {} hours", after.as_secs() / 3600),
-            });
+            let what = format!("port no longer open: remediated after {} hours", after.as_secs() / 3600);
+            history.push(Event::new(EventKind::Remediated, t + after, Some(per(p)), what));
             Status::Remediated { at: t + after, period: per(p) }
         }
         None => Status::Open,
@@ -65,12 +62,13 @@ struct World {
     baselines: Vec<BaselineFacts>,
     costs: Option<Costs>,
     tls: BTreeMap<TlsKey, vantage_shared::service::TlsFacts>,
+    notes: BTreeMap<String, Notes>,
 }
 
 impl World {
     fn new(findings: Vec<Finding>, baselines: &[(&str, u64)]) -> World {
         let baselines = baselines.iter().map(|(p, n)| BaselineFacts { period: per(p), open_ports: *n }).collect();
-        World { findings, baselines, costs: None, tls: BTreeMap::new() }
+        World { findings, baselines, costs: None, tls: BTreeMap::new(), notes: BTreeMap::new() }
     }
 
     fn report(&self, period: &str) -> Report {
@@ -84,6 +82,7 @@ impl World {
             changes: &[],
             tls: &self.tls,
             costs: self.costs.as_ref(),
+            notes: &self.notes,
         })
     }
 }
@@ -209,26 +208,59 @@ fn documented_share_counts_ports_a_register_entry_documents() {
 #[test]
 fn acknowledgement_time_runs_from_notification() {
     let t = at("2026-11-02T00:00:00Z");
+    let ack = |f: &mut Finding, after: Duration, who: &str| {
+        f.history.push(Event::new(EventKind::Acknowledged, t + after, None, format!("acknowledged by {who}")));
+    };
     let mut plain = finding(1, Severity::Critical, "2026-11", t, None);
-    plain.history.push(Event { at: t + 5 * HOUR, period: None, what: "acknowledged by alice".into() });
+    ack(&mut plain, 5 * HOUR, "alice");
     let mut ticketed = finding(2, Severity::Critical, "2026-11", t, None);
-    ticketed.history.push(Event { at: t + 2 * HOUR, period: None, what: "ticket OPS-7 created".into() });
-    ticketed.history.push(Event { at: t + 3 * HOUR, period: None, what: "acknowledged by bob".into() });
-    assert_eq!(metrics::time_to_acknowledge(&plain, t), Some(5 * HOUR));
-    assert_eq!(metrics::time_to_acknowledge(&ticketed, t), Some(HOUR));
-    let w = World::new(vec![plain, ticketed, finding(3, Severity::High, "2026-11", t, None)], &[("2026-11", 3)]);
-    assert_eq!(last(metric(&w.report("2026-11"), "acknowledgement"), "hours"), Some(3.0));
+    ack(&mut ticketed, 3 * HOUR, "bob");
+    let mut escalated = finding(4, Severity::Critical, "2026-11", t, None);
+    ack(&mut escalated, 7 * HOUR, "carol");
+    let ticket = crate::notify::TicketRecord {
+        finding_id: ticketed.id.clone(),
+        integration: "jira".into(),
+        state: crate::notify::TicketState::Open,
+        key: Some("OPS-7".into()),
+        url: None,
+        fingerprint: 0,
+        created_at: Some(t + 2 * HOUR),
+        updated_at: t + 2 * HOUR,
+    };
+    let escalation = crate::notify::Escalation {
+        finding_id: escalated.id.clone(),
+        at: t + HOUR,
+        channels: [("slack".to_string(), t + HOUR)].into(),
+    };
+    let mut w = World::new(
+        vec![plain.clone(), ticketed.clone(), escalated.clone(), finding(3, Severity::High, "2026-11", t, None)],
+        &[("2026-11", 4)],
+    );
+    w.notes.insert(ticketed.id.clone(), Notes { tickets: vec![ticket], escalation: None });
+    w.notes.insert(escalated.id.clone(), Notes { tickets: vec![], escalation: Some(escalation) });
+    assert_eq!(metrics::time_to_acknowledge(&plain, w.notes.get(&plain.id), t), Some(5 * HOUR));
+    assert_eq!(metrics::time_to_acknowledge(&ticketed, w.notes.get(&ticketed.id), t), Some(HOUR));
+    assert_eq!(metrics::time_to_acknowledge(&escalated, w.notes.get(&escalated.id), t), Some(6 * HOUR));
+    let r = w.report("2026-11");
+    assert_eq!(last(metric(&r, "acknowledgement"), "hours"), Some(4.0));
+    // The report says who was told and when, next to each finding.
+    let row = |id: &str| r.findings.iter().find(|f| f.id == id).unwrap().follow_up.clone();
+    assert_eq!(row("F-4").escalated.as_deref(), Some("2026-11-02T01:00:00Z to slack"));
+    assert_eq!(row("F-4").acknowledged.as_deref(), Some("2026-11-02T07:00:00Z by carol"));
+    assert_eq!(row("F-2").tickets, ["jira OPS-7"]);
+    assert_eq!(row("F-3"), FollowUp::default());
+    let md = markdown::render(&r);
+    let line = markdown::md("escalated 2026-11-02T01:00:00Z to slack; acknowledged 2026-11-02T07:00:00Z by carol");
+    assert!(md.contains(&line), "{md}");
+    assert!(html::render(&r).unwrap().contains("ticket jira OPS-7; acknowledged 2026-11-02T03:00:00Z by bob"));
 }
 
 #[test]
 fn repeats_count_findings_that_came_back() {
     let t = at("2026-10-05T00:00:00Z");
     let mut f = finding(1, Severity::Medium, "2026-10", t, Some(("2026-11", 700 * HOUR)));
-    f.history.push(Event {
-        at: t + 1500 * HOUR,
-        period: Some(per("2026-12")),
-        what: "seen again after its remediation in 2026-11: repeat 1".into(),
-    });
+    let what = "seen again after its remediation in 2026-11: repeat 1";
+    f.history.push(Event::new(EventKind::Reopened, t + 1500 * HOUR, Some(per("2026-12")), what));
     f.status = Status::Reopened;
     f.repeats = 1;
     let w = World::new(vec![f], &[("2026-10", 1), ("2026-11", 0), ("2026-12", 1)]);

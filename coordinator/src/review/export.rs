@@ -188,7 +188,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::review::findings::{Detail, Event, FindingKey};
+    use crate::review::findings::{Detail, Event, EventKind, FindingKey};
 
     /// The fields DefectDojo's generic JSON parser accepts on a finding
     /// (dojo/tools/generic/json_parser.py): anything else fails the import.
@@ -278,7 +278,7 @@ mod tests {
                 regions_scanned: 2,
                 ..Detail::default()
             },
-            history: vec![Event { at: t, period: None, what: "found".into() }],
+            history: vec![Event::new(EventKind::Found, t, None, "found")],
         }
     }
 

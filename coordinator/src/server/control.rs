@@ -343,6 +343,29 @@ impl Control for ControlService {
         Ok(Response::new(Box::pin(events)))
     }
 
+    type BackupStream = Boxed<v1::BackupChunk>;
+
+    async fn backup(&self, _req: Request<v1::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        let (tx, rx) = mpsc::channel(16);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let sink = ChunkSink { tx: tx.clone(), buf: Vec::with_capacity(ChunkSink::SIZE) };
+            match store.backup(std::io::BufWriter::with_capacity(ChunkSink::SIZE, sink)) {
+                Ok(summary) => tracing::info!(
+                    entries = summary.entries(),
+                    took = %humantime::format_duration(started.elapsed()),
+                    "backup sent"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "backup failed");
+                    let _ = tx.blocking_send(Err(Status::internal(format!("backup failed: {e}"))));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn import_baseline(
         &self,
         req: Request<Streaming<v1::ImportMessage>>,
@@ -480,5 +503,40 @@ impl ControlService {
         let mut status = status_of(&record, shards_done, &done);
         status.agents = by_agent.into_values().collect();
         Ok(status)
+    }
+}
+
+/// The backup's bytes as stream messages of [`ChunkSink::SIZE`]; a client
+/// that went away ends the backup with an error.
+struct ChunkSink {
+    tx: mpsc::Sender<Result<v1::BackupChunk, Status>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkSink {
+    const SIZE: usize = 1 << 20;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::SIZE));
+        self.tx
+            .blocking_send(Ok(v1::BackupChunk { data }))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= Self::SIZE {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
     }
 }

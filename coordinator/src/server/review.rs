@@ -14,7 +14,9 @@ use vantage_shared::{BaselineEntry, Method, Period, PortSpec, Proto, TargetSet, 
 
 use crate::review::baseline;
 use crate::review::diff::describe_facts;
-use crate::review::findings::{Coverage, Finding, Knowledge, PortRef, Status as FindingStatus, evaluate, reconcile};
+use crate::review::findings::{
+    Coverage, Event, EventKind, Finding, Knowledge, PortRef, Status as FindingStatus, evaluate, reconcile,
+};
 use crate::review::inventory::Inventory;
 use crate::review::policy::Policy;
 use crate::review::register::Register;
@@ -292,11 +294,12 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
     if matches!(f.status, FindingStatus::Remediated { .. }) && !verifying {
         return Err(Status::failed_precondition(format!("{} is remediated: nothing to decide", f.id)));
     }
-    let before = f.clone();
-    let what = match req.action {
+    // A verification that remediates must reach the tickets as a change of status.
+    let original = f.clone();
+    let (kind, what) = match req.action {
         Some(v1::update_finding_request::Action::Acknowledge(_)) => {
             f.status = FindingStatus::Acknowledged { by: by.clone(), at: now };
-            format!("acknowledged by {by}")
+            (EventKind::Acknowledged, format!("acknowledged by {by}"))
         }
         Some(v1::update_finding_request::Action::AcceptRisk(a)) => {
             let until = time_from_wire(a.until.as_ref())
@@ -306,12 +309,15 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
                 return Err(Status::invalid_argument("accepting a risk needs a reason"));
             }
             f.status = FindingStatus::AcceptedRisk { by: by.clone(), reason: a.reason.clone(), until };
-            format!("risk accepted by {by} until {}: {}", humantime::format_rfc3339_seconds(until), a.reason)
+            let what =
+                format!("risk accepted by {by} until {}: {}", humantime::format_rfc3339_seconds(until), a.reason);
+            (EventKind::RiskAccepted, what)
         }
         Some(v1::update_finding_request::Action::Verified(v)) => verified(&mut f, &v, &by, now)?,
         None => return Err(Status::invalid_argument("no action: acknowledge or accept-risk")),
     };
-    f.history.push(crate::review::findings::Event { at: now, period: None, what });
+    let before = if verifying { original } else { f.clone() };
+    f.history.push(Event::new(kind, now, None, what));
     crate::notify::store_findings(store, std::slice::from_ref(&before), std::slice::from_ref(&f))?;
     store.flush().await?;
     Ok(record(&f))
@@ -322,7 +328,7 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
 /// here a scan of this one port from every live region); otherwise the
 /// finding stays as it is. A remediated finding seen open again stays
 /// remediated until a review reopens it, with the sighting in its history.
-fn verified(f: &mut Finding, v: &v1::Verified, by: &str, now: SystemTime) -> Result<String, Status> {
+fn verified(f: &mut Finding, v: &v1::Verified, by: &str, now: SystemTime) -> Result<(EventKind, String), Status> {
     if v.regions.is_empty() || v.regions.iter().any(|r| r.region.trim().is_empty()) {
         return Err(Status::invalid_argument("a verification needs each region's view, named"));
     }
@@ -332,11 +338,16 @@ fn verified(f: &mut Finding, v: &v1::Verified, by: &str, now: SystemTime) -> Res
     Ok(match (open.is_empty(), remediated) {
         (true, false) => {
             f.status = FindingStatus::Remediated { at: now, period: Period::of(now) };
-            format!("verified by {by}: closed from every region ({}); remediated", looked.join(", "))
+            let what = format!("verified by {by}: closed from every region ({}); remediated", looked.join(", "));
+            (EventKind::Remediated, what)
         }
-        (true, true) => format!("verified by {by}: still closed from every region ({})", looked.join(", ")),
+        (true, true) => {
+            (EventKind::Note, format!("verified by {by}: still closed from every region ({})", looked.join(", ")))
+        }
         (false, _) => {
-            format!("verified by {by}: still open from {} (re-probed from {})", open.join(", "), looked.join(", "))
+            let what =
+                format!("verified by {by}: still open from {} (re-probed from {})", open.join(", "), looked.join(", "));
+            (EventKind::Note, what)
         }
     })
 }

@@ -10,10 +10,12 @@
 //! link acknowledges a batch only after that, so an acknowledged
 //! observation survives a crash (DESIGN invariant 1).
 
+mod backup;
 mod commit;
 mod findings;
 mod fleet;
 pub mod keys;
+mod migrate;
 pub mod records;
 mod schedule;
 mod tickets;
@@ -26,13 +28,15 @@ use prost::Message;
 use vantage_proto::v1;
 use vantage_shared::{BaselineEntry, Observation, Period};
 
+pub use backup::{BackupError, Header as BackupHeader, Summary as BackupSummary, verify as verify_backup};
 pub use findings::Document;
 pub use fleet::{AgentRecord, Revocation, TokenRecord, TokenRefusal};
 pub use records::{BaselineRecord, ScanRecord, ShardRecord, ShardState, ShardStats};
 
 /// Version of the layout below. Bump it with a forward migration.
 /// 1: one sled key per baseline entry. 2: baseline entries in blocks.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: findings' history events carry their kind. See [`migrate`].
+pub const SCHEMA_VERSION: u32 = 3;
 
 const TREE_META: &str = "meta";
 const TREE_SCANS: &str = "scans";
@@ -167,44 +171,10 @@ impl Store {
             #[cfg(test)]
             commit_hook: Arc::default(),
         };
-        if found < 2 {
-            store.migrate_to_blocks()?;
-        }
+        store.migrate(found)?;
         store.meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
         store.db.flush()?;
         Ok(store)
-    }
-
-    /// Schema 1 → 2: single baseline entries into blocks, revision by
-    /// revision; the old tree goes once every revision is copied (a crash
-    /// before that re-runs the copy, which rewrites the same blocks).
-    fn migrate_to_blocks(&self) -> Result<(), StoreError> {
-        if !self.db.tree_names().iter().any(|n| n.as_ref() == TREE_BASELINE_ENTRIES_V1.as_bytes()) {
-            return Ok(());
-        }
-        let old = self.db.open_tree(TREE_BASELINE_ENTRIES_V1)?;
-        let mut writer: Option<(Vec<u8>, BaselineWriter)> = None;
-        let mut migrated = 0u64;
-        for kv in old.iter() {
-            let (k, v) = kv?;
-            let prefix =
-                k.get(..8).ok_or_else(|| StoreError::Decode { what: "v1 baseline key", detail: "short".into() })?;
-            if writer.as_ref().is_none_or(|(p, _)| p != prefix) {
-                if let Some((_, w)) = writer.take() {
-                    migrated += w.finish()?;
-                }
-                writer = Some((prefix.to_vec(), BaselineWriter::with_prefix(self.baseline_blocks.clone(), prefix)));
-            }
-            let entry = decode_entry(v1::BaselineEntry::decode(v.as_ref()))?;
-            writer.as_mut().expect("set above").1.push(&entry)?;
-        }
-        if let Some((_, w)) = writer {
-            migrated += w.finish()?;
-        }
-        self.db.flush()?;
-        self.db.drop_tree(TREE_BASELINE_ENTRIES_V1)?;
-        tracing::info!(entries = migrated, "store migrated to schema 2 (baseline entries in blocks)");
-        Ok(())
     }
 
     /// Makes every write so far durable.

@@ -202,6 +202,44 @@ fn a_schema_1_store_migrates_its_baselines_into_blocks() {
 }
 
 #[test]
+fn a_schema_2_store_gives_its_history_events_their_kinds() {
+    use crate::review::findings::{Event, EventKind, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = crate::notify::testutil::finding("F-1", Kind::ExposedService);
+    let at = f.first_seen;
+    let sentences = [
+        ("found (critical, due within 24 hours)", EventKind::Found),
+        ("acknowledged by alice", EventKind::Acknowledged),
+        ("port no longer open: remediated after 5 hours", EventKind::Remediated),
+        ("seen again after its remediation in 2026-10: repeat 1", EventKind::Reopened),
+        ("severity critical -> high", EventKind::SeverityChanged),
+        ("risk accepted by ciso until 2026-12-01T00:00:00Z: migration", EventKind::RiskAccepted),
+        ("risk acceptance (\"migration\") ended on 2026-12-01T00:00:00Z: open again", EventKind::RiskEnded),
+        ("something else", EventKind::Note),
+    ];
+    {
+        // What schema 2 wrote: events without a kind.
+        f.history = sentences.iter().map(|(what, _)| Event::new(EventKind::Note, at, None, *what)).collect();
+        let mut json: serde_json::Value = serde_json::to_value(&f).unwrap();
+        for e in json["history"].as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("kind");
+        }
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(TREE_META).unwrap().insert(KEY_SCHEMA, &2u32.to_be_bytes()).unwrap();
+        db.open_tree(TREE_FINDINGS)
+            .unwrap()
+            .insert(findings::finding_key(&f.key), serde_json::to_vec(&json).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let back = store.findings().unwrap();
+    let kinds: Vec<EventKind> = back[0].history.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, sentences.iter().map(|(_, k)| *k).collect::<Vec<_>>());
+    assert_eq!(store.meta.get(KEY_SCHEMA).unwrap().unwrap().as_ref(), &3u32.to_be_bytes());
+}
+
+#[test]
 fn a_reader_dropped_early_stops_its_thread_without_harm() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -250,4 +288,103 @@ async fn a_stalled_committer_holds_callers_back_and_loses_nothing() {
     let stored: Vec<_> = store.observations(1).map(|o| o.unwrap()).map(|o| (o.addr, o.port)).collect();
     let distinct: std::collections::BTreeSet<_> = stored.iter().collect();
     assert_eq!((stored.len(), distinct.len()), (callers * 4, callers * 4));
+}
+
+/// A tree's name and its entries.
+type TreeDump = (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Every tree's entries, for comparing two stores.
+fn dump(store: &Store) -> Vec<TreeDump> {
+    let mut names = store.db.tree_names();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|n| n.as_ref() != b"__sled__default")
+        .map(|n| {
+            let t = store.db.open_tree(&n).unwrap();
+            (n.to_vec(), t.iter().map(|kv| kv.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect())
+        })
+        .collect()
+}
+
+fn filled_store(dir: &std::path::Path) -> Store {
+    let store = Store::open(dir).unwrap();
+    let nov: Period = "2026-11".parse().unwrap();
+    store.put_observations(1, &[obs("198.18.0.1", 22, "eu"), obs("198.18.0.2", 443, "us")]).unwrap();
+    store.put_baseline_entries(nov, 1, many().into_iter().map(Ok)).unwrap();
+    store
+        .put_findings(&[crate::notify::testutil::finding("F-1", crate::review::findings::Kind::ExposedService)])
+        .unwrap();
+    let doc = Document { kind: "policy".into(), name: "policy.toml".into(), text: "x".into(), stored_at: UNIX_EPOCH };
+    store.put_document(&doc).unwrap();
+    store.next_scan_id().unwrap();
+    store
+}
+
+#[test]
+fn a_backup_restores_every_tree_as_it_was() {
+    let (a, b, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = filled_store(a.path());
+    let file = files.path().join("vantage.backup");
+    let summary = store.backup(std::fs::File::create(&file).unwrap()).unwrap();
+    assert_eq!(summary.header.schema, SCHEMA_VERSION);
+    let count = |name: &str| summary.trees.iter().find(|(n, _)| n == name).map(|(_, n)| *n);
+    assert_eq!(count(TREE_OBSERVATIONS), Some(2));
+    assert_eq!(count(TREE_FINDINGS), Some(1));
+    // Referring trees come before what they refer to.
+    let pos = |name: &str| summary.trees.iter().position(|(n, _)| n == name).unwrap();
+    assert!(pos(TREE_SHARDS) < pos(TREE_OBSERVATIONS) && pos(TREE_BASELINES) < pos(TREE_BASELINE_BLOCKS));
+    assert_eq!(verify_backup(std::fs::File::open(&file).unwrap()).unwrap(), summary);
+
+    let target = b.path().join("restored");
+    let (restored, back) = Store::restore(&target, &file).unwrap();
+    assert_eq!(back.trees, summary.trees);
+    assert_eq!(dump(&restored), dump(&store));
+    let nov: Period = "2026-11".parse().unwrap();
+    assert_eq!(restored.baseline_entries(nov, 1).count(), 1000);
+    assert_eq!(restored.next_scan_id().unwrap(), 2, "counters come back too");
+    // A second restore into the same place is refused: it holds a store now.
+    drop(restored);
+    assert!(matches!(Store::restore(&target, &file), Err(BackupError::NotEmpty(_))));
+}
+
+#[test]
+fn a_damaged_or_foreign_backup_restores_nothing() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = filled_store(a.path());
+    let mut bytes = Vec::new();
+    store.backup(&mut bytes).unwrap();
+    let try_restore = |name: &str, content: &[u8]| {
+        let file = b.path().join(format!("{name}.backup"));
+        std::fs::write(&file, content).unwrap();
+        let dir = b.path().join(name);
+        let err = Store::restore(&dir, &file).err().unwrap_or_else(|| panic!("{name} restored"));
+        assert!(!dir.join("db").exists(), "{name}: nothing is written");
+        err
+    };
+    let truncated = try_restore("truncated", &bytes[..bytes.len() - 20]);
+    assert!(matches!(truncated, BackupError::Damaged(_)), "{truncated}");
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x55;
+    let flipped = try_restore("flipped", &flipped);
+    assert!(matches!(flipped, BackupError::Damaged(_)), "{flipped}");
+    let foreign = try_restore("foreign", b"PK\x03\x04 a zip file");
+    assert!(matches!(foreign, BackupError::NotABackup), "{foreign}");
+}
+
+#[test]
+fn a_backup_of_a_newer_store_is_refused() {
+    let b = tempfile::tempdir().unwrap();
+    let header = backup::Header { schema: SCHEMA_VERSION + 1, written_by: "9.0.0".into(), created_at: UNIX_EPOCH };
+    let mut bytes = b"VANTAGE-BACKUP 1\n".to_vec();
+    let mut w = lz4_flex::frame::FrameEncoder::new(&mut bytes);
+    serde_json::to_writer(&mut w, &header).unwrap();
+    std::io::Write::write_all(&mut w, b"\nZ\0\0\0\0\0\0\0\0").unwrap();
+    w.finish().unwrap();
+    let file = b.path().join("newer.backup");
+    std::fs::write(&file, &bytes).unwrap();
+    let err = Store::restore(&b.path().join("new"), &file).err().unwrap();
+    assert!(matches!(err, BackupError::Newer { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+    assert!(err.to_string().contains("written by a newer Vantage (9.0.0"), "{err}");
 }

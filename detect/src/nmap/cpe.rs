@@ -1,4 +1,5 @@
-//! CPE 2.2 URIs (what nmap writes) to CPE 2.3 formatted strings.
+//! CPE 2.2 URIs (what nmap writes) to CPE 2.3 formatted strings, and back
+//! for nmap XML output ([`cpe23_to_22`]).
 //!
 //! The conversion follows NISTIR 7695: unbind the URI (lower-case it,
 //! decode `%xx`, unpack a `~`-packed edition, empty components mean ANY)
@@ -98,9 +99,92 @@ fn push_char(out: &mut String, b: u8) -> Option<()> {
     Some(())
 }
 
+/// Converts a CPE 2.3 formatted string to the CPE 2.2 URI nmap writes:
+/// `cpe:2.3:a:openbsd:openssh:9.2p1:*:*:*:*:*:*:*` to
+/// `cpe:/a:openbsd:openssh:9.2p1`. The inverse of [`cpe22_to_23`] (NISTIR
+/// 7695, binding to a URI): ANY is empty and trailing empties are dropped,
+/// escaped characters are percent-encoded, the wildcards `?` and `*` inside
+/// a component become `%01` and `%02`, and the four extended attributes are
+/// packed into the edition with `~` when any is set. `None` when it is not
+/// a formatted string of eleven components.
+pub fn cpe23_to_22(fs: &str) -> Option<String> {
+    let body = fs.get(..8).filter(|p| p.eq_ignore_ascii_case("cpe:2.3:")).map(|_| &fs[8..])?;
+    let mut comps: Vec<String> = Vec::with_capacity(11);
+    let mut cur = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let e = chars.next()?;
+                if !e.is_ascii_graphic() {
+                    return None;
+                }
+                cur.push_str(&format!("%{:02x}", e as u8));
+            }
+            ':' => comps.push(std::mem::take(&mut cur)),
+            c if c.is_ascii_graphic() => cur.push(c.to_ascii_lowercase()),
+            _ => return None,
+        }
+    }
+    comps.push(cur);
+    let [part, vendor, product, version, update, edition, language, sw, tsw, thw, other] =
+        <[String; 11]>::try_from(comps).ok()?;
+    let uri = |c: &str| -> String {
+        match c {
+            "*" => String::new(),
+            c => c.replace('?', "%01").replace('*', "%02"),
+        }
+    };
+    let extended = [&sw, &tsw, &thw, &other];
+    let edition = if extended.iter().all(|c| c.as_str() == "*") {
+        uri(&edition)
+    } else {
+        let mut packed = format!("~{}", uri(&edition));
+        for c in extended {
+            packed.push('~');
+            packed.push_str(&uri(c));
+        }
+        packed
+    };
+    let mut out: Vec<String> = [&part, &vendor, &product, &version, &update].iter().map(|c| uri(c)).collect();
+    out.push(edition);
+    out.push(uri(&language));
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    Some(format!("cpe:/{}", out.join(":")))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::cpe22_to_23;
+    use super::{cpe22_to_23, cpe23_to_22};
+
+    #[test]
+    fn formatted_strings_bind_back_to_uris() {
+        let c = |s| cpe23_to_22(s).unwrap();
+        assert_eq!(c("cpe:2.3:a:openbsd:openssh:9.2p1:*:*:*:*:*:*:*"), "cpe:/a:openbsd:openssh:9.2p1");
+        assert_eq!(c("cpe:2.3:o:ibm:z\\/os:*:*:*:*:*:*:*:*"), "cpe:/o:ibm:z%2fos");
+        assert_eq!(c("cpe:2.3:a:x:y:1.0:-:*:*:*:*:*:*"), "cpe:/a:x:y:1.0:-");
+        assert_eq!(c("cpe:2.3:a:x:y:1:u:*:*:*:linux:*:*"), "cpe:/a:x:y:1:u:~~~linux~~");
+        assert_eq!(c("cpe:2.3:a:x:y:1.*:*:*:*:*:*:*:*"), "cpe:/a:x:y:1.%02");
+        assert_eq!(c("CPE:2.3:A:Cisco:IOS:*:*:*:*:*:*:*:*"), "cpe:/a:cisco:ios");
+        for bad in
+            ["", "cpe:/a:x:y", "cpe:2.3:a:x:y", "cpe:2.3:a:x:y:1:*:*:*:*:*:*:*:*", "cpe:2.3:a:x:y é:*:*:*:*:*:*:*:*"]
+        {
+            assert_eq!(cpe23_to_22(bad), None, "{bad:?}");
+        }
+        // Both ways: every URI of the test above comes back as it went.
+        for uri in [
+            "cpe:/a:openbsd:openssh:9.2p1",
+            "cpe:/o:ibm:z%2fos",
+            "cpe:/a:x:y:1.0%2b:sp1::en-us",
+            "cpe:/a:x:y:1:u:~ed~sw~tsw~thw~oth:fr",
+            "cpe:/a:x:y:1.%02",
+            "cpe:/a:x:y:v%211",
+        ] {
+            assert_eq!(cpe23_to_22(&cpe22_to_23(uri).unwrap()).as_deref(), Some(uri));
+        }
+    }
 
     #[test]
     fn common_cases() {

@@ -34,7 +34,7 @@ mod ports;
 mod prefilter;
 mod template;
 
-pub use cpe::cpe22_to_23;
+pub use cpe::{cpe22_to_23, cpe23_to_22};
 pub use db::{
     DEFAULT_INTENSITY, DEFAULT_RARITY, DEFAULT_TCPWRAPPEDMS, DEFAULT_TOTALWAITMS, LoadReport, MAX_RESPONSE_LEN,
     MatchRule, NmapMatch, Probe, ProbeDb,

@@ -236,6 +236,15 @@ pub(crate) async fn list(conn: &mut Connection) -> anyhow::Result<Vec<Finding>> 
     records(conn).await?.iter().map(|r| Ok(serde_json::from_slice(&r.json)?)).collect()
 }
 
+/// Every finding with its tickets and escalation (the same records, read twice).
+pub(crate) async fn list_with_notes(conn: &mut Connection) -> anyhow::Result<Vec<(Finding, crate::notify::Notes)>> {
+    records(conn)
+        .await?
+        .iter()
+        .map(|r| Ok((serde_json::from_slice(&r.json)?, serde_json::from_slice(&r.json)?)))
+        .collect()
+}
+
 async fn records(conn: &mut Connection) -> anyhow::Result<Vec<v1::FindingRecord>> {
     let mut stream = conn.control.list_findings(v1::ListFindingsRequest {}).await.map_err(status_error)?.into_inner();
     let mut out = Vec::new();

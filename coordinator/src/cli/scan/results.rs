@@ -5,7 +5,7 @@ use vantage_proto::v1;
 use vantage_shared::Observation;
 
 use crate::cli::connect::{Connection, Needs};
-use crate::cli::output::{Format, print_results};
+use crate::cli::output::{ResultsFormat, print_results};
 use crate::cli::{GlobalArgs, status_error};
 
 #[derive(Debug, Args)]
@@ -17,9 +17,9 @@ pub struct ResultsArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format of the results.
+    #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
+    pub format: ResultsFormat,
 }
 
 pub async fn run(global: &GlobalArgs, args: ResultsArgs) -> anyhow::Result<()> {
@@ -46,7 +46,12 @@ pub async fn run(global: &GlobalArgs, args: ResultsArgs) -> anyhow::Result<()> {
 }
 
 /// Fetches and prints the observations of a scan.
-pub async fn print(conn: &mut Connection, status: &v1::ScanStatus, all: bool, format: Format) -> anyhow::Result<()> {
+pub async fn print(
+    conn: &mut Connection,
+    status: &v1::ScanStatus,
+    all: bool,
+    format: ResultsFormat,
+) -> anyhow::Result<()> {
     let request = v1::ListResultsRequest { scan_id: status.scan_id, include_closed: all };
     let mut stream = conn.control.list_results(request).await.map_err(status_error)?.into_inner();
     let mut observations = Vec::new();

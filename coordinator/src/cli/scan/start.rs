@@ -9,7 +9,7 @@ use vantage_shared::{Period, PortSpec, ProbeOptions, ScanMode, TargetSpec};
 
 use super::{results, watch};
 use crate::cli::connect::{Connection, EMBEDDED_REGION, Needs};
-use crate::cli::output::Format;
+use crate::cli::output::ResultsFormat;
 use crate::cli::{GlobalArgs, UsageError, status_error};
 
 #[derive(Debug, Args)]
@@ -112,9 +112,9 @@ pub struct StartArgs {
     #[arg(long)]
     pub detach: bool,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format of the results.
+    #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
+    pub format: ResultsFormat,
 }
 
 /// `--mode` values.

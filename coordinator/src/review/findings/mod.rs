@@ -205,13 +205,50 @@ impl Status {
     }
 }
 
-/// One line of a finding's history.
+/// One line of a finding's history: `what` is the sentence for people,
+/// `kind` what code that reads histories (report metrics) goes by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: SystemTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
+    /// Stores of schema 2 and earlier have none; opening one fills it in.
+    #[serde(default)]
+    pub kind: EventKind,
     pub what: String,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, at: SystemTime, period: Option<Period>, what: impl Into<String>) -> Event {
+        Event { at, period, kind, what: what.into() }
+    }
+}
+
+/// What a history event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// First seen: opens the first round.
+    Found,
+    /// Seen again after a remediation: opens a repeat round.
+    Reopened,
+    /// Verified closed (port closed, or no longer what the finding says): ends a round.
+    Remediated,
+    SeverityChanged,
+    Acknowledged,
+    RiskAccepted,
+    /// A risk acceptance ran out while the exposure was still there.
+    RiskEnded,
+    /// Anything else worth a line (a re-check that changed nothing, ...).
+    #[default]
+    Note,
+}
+
+impl EventKind {
+    /// Whether it starts a round of being open.
+    pub fn opens(self) -> bool {
+        matches!(self, EventKind::Found | EventKind::Reopened)
+    }
 }
 
 /// A finding as stored and reported.

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use vantage_shared::{Period, Proto};
 
 use super::super::policy::Policy;
-use super::{Candidate, Event, Finding, FindingKey, Status, hours_text};
+use super::{Candidate, Event, EventKind, Finding, FindingKey, Status, hours_text};
 
 /// A port, as closures are confirmed.
 pub type PortRef = (IpAddr, Proto, u16);
@@ -74,7 +74,7 @@ pub fn reconcile(
     let open_ports: BTreeSet<(IpAddr, Proto, u16)> =
         candidates.iter().map(|c| (c.key.addr, c.key.proto, c.key.port)).collect();
     let mut existing: BTreeMap<FindingKey, Finding> = existing.into_iter().map(|f| (f.key, f)).collect();
-    let event = |what: String| Event { at: seen_at, period: Some(period), what };
+    let event = |kind: EventKind, what: String| Event::new(kind, seen_at, Some(period), what);
 
     for c in candidates {
         let Some(mut f) = existing.remove(&c.key) else {
@@ -95,11 +95,10 @@ pub fn reconcile(
                 repeats: 0,
                 sentence: c.sentence,
                 detail: c.detail,
-                history: vec![event(format!(
-                    "found ({}, due within {})",
-                    c.severity,
-                    hours_text(policy.deadline_of(c.severity))
-                ))],
+                history: vec![event(
+                    EventKind::Found,
+                    format!("found ({}, due within {})", c.severity, hours_text(policy.deadline_of(c.severity))),
+                )],
             });
             continue;
         };
@@ -113,7 +112,7 @@ pub fn reconcile(
                 f.repeats += 1;
                 f.opened_at = seen_at;
                 f.status = Status::Reopened;
-                f.history.push(event(what));
+                f.history.push(event(EventKind::Reopened, what));
                 out.reopened += 1;
             }
             Status::AcceptedRisk { until, reason, .. } if seen_at >= *until => {
@@ -122,13 +121,13 @@ pub fn reconcile(
                     humantime::format_rfc3339_seconds(*until)
                 );
                 f.status = Status::Open;
-                f.history.push(event(what));
+                f.history.push(event(EventKind::RiskEnded, what));
                 out.still_open += 1;
             }
             _ => out.still_open += 1,
         }
         if f.severity != c.severity {
-            f.history.push(event(format!("severity {} -> {}", f.severity, c.severity)));
+            f.history.push(event(EventKind::SeverityChanged, format!("severity {} -> {}", f.severity, c.severity)));
             f.severity = c.severity;
         }
         f.deadline = f.opened_at + policy.deadline_of(f.severity);
@@ -164,7 +163,7 @@ pub fn reconcile(
             "port no longer open"
         };
         let took = seen_at.duration_since(f.opened_at).unwrap_or_default();
-        f.history.push(event(format!("{how}: remediated after {}", hours_text(took))));
+        f.history.push(event(EventKind::Remediated, format!("{how}: remediated after {}", hours_text(took))));
         f.status = Status::Remediated { at: seen_at, period };
         f.last_period = period;
         out.remediated += 1;
