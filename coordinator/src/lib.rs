@@ -12,6 +12,10 @@
 //! * [`nmap_xml`]: scan results as an nmap XML report, for the tools that read those.
 //! * [`report`]: the monthly report (HTML, Markdown, JSON, CSV) built from findings,
 //!   the diff and baselines.
+//! * [`workflow`]: the review's multi-step work (re-probes, verification, a
+//!   whole review) as calls on the Control API, shared by the CLI and the schedule.
+//! * [`schedule`]: the monthly review, its reminders and the daily re-check
+//!   of critical findings, run by `vantage serve`.
 //! * [`cli`]: the operator commands, one folder per noun, one file per verb,
 //!   and the embedded mode that runs a coordinator and an agent in-process.
 
@@ -20,5 +24,7 @@ pub mod nmap_xml;
 pub mod notify;
 pub mod report;
 pub mod review;
+pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod workflow;

@@ -13,13 +13,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use vantage_agent::policy::LocalPolicy;
 use vantage_agent::{Agent, AgentConfig};
 use vantage_proto::pki::{Ca, Role};
 use vantage_proto::transport::ClientSecurity;
 use vantage_proto::transport::tls::{self, Identity};
-use vantage_proto::v1::control_client::ControlClient;
 use vantage_shared::TargetSet;
 
 use super::{GlobalArgs, UsageError};
@@ -32,7 +30,7 @@ pub const EMBEDDED_REGION: &str = "local";
 
 /// A control client, and the embedded services behind it if any.
 pub struct Connection {
-    pub control: ControlClient<Channel>,
+    pub control: crate::workflow::Control,
     embedded: Option<Embedded>,
 }
 
@@ -100,7 +98,7 @@ impl Connection {
             }
             let security = global.client_security()?;
             let channel = vantage_proto::transport::connect(url, &security, CONNECT_TIMEOUT).await?;
-            return Ok(Connection { control: ControlClient::new(channel), embedded: None });
+            return Ok(Connection { control: crate::workflow::over_channel(channel), embedded: None });
         }
         let scope = global.scope()?;
         // Read before anything starts, so that a bad file costs nothing.
@@ -163,7 +161,7 @@ impl Connection {
         }
         let channel = vantage_proto::transport::connect(&url, &pki.operator, CONNECT_TIMEOUT).await?;
         let embedded = Embedded { shutdown, coordinator, agent };
-        Ok(Connection { control: ControlClient::new(channel), embedded: Some(embedded) })
+        Ok(Connection { control: crate::workflow::over_channel(channel), embedded: Some(embedded) })
     }
 
     pub fn is_embedded(&self) -> bool {

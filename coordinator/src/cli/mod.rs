@@ -19,6 +19,7 @@ pub mod reachability;
 pub mod report;
 pub mod review;
 pub mod scan;
+pub mod schedule;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ Examples:
   vantage pki init --san coordinator.example  # once: CA, coordinator and operator certificates
   vantage serve --listen 0.0.0.0:7420 --scope scope.txt
   vantage serve --config /etc/vantage/coordinator.toml   # options from a file (vantage config sample)
+  vantage serve --scope scope.txt --schedule \"0 6 * * MON#1\" --review-ports top-1000   # monthly, on its own
+  vantage verify F-12                   # re-scan one finding from every region now
   vantage config check /etc/vantage/coordinator.toml    # offline, errors by FILE:LINE:COL
   vantage fleet token --region eu-west --coordinator https://coordinator.example:7420
   vantage-agent enroll --token vjt1.... --coordinator https://coordinator.example:7420
@@ -156,6 +159,10 @@ pub enum Command {
     /// The findings: list and filter (default: those still to act on), show one,
     /// acknowledge, accept a risk until a date.
     Findings(review::findings::FindingsArgs),
+    /// Re-scan one finding's exposure from every region now: each region's
+    /// view, the conclusion, and the finding updated (remediated when gone
+    /// from every region; a history entry either way).
+    Verify(review::verify::VerifyArgs),
     /// The justification register (TOML, kept in git): check it, show it,
     /// add, remove and renew entries. Works on the file alone.
     #[command(subcommand)]
@@ -204,6 +211,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Review(args) => review::findings::review(&cli.global, args).await,
         Command::Findings(args) => review::findings::findings(&cli.global, args).await,
         Command::Report(args) => report::run(&cli.global, args).await,
+        Command::Verify(args) => review::verify::run(&cli.global, args).await,
         Command::Vulns(cmd) => review::vulns::run(&cli.global, cmd).await,
         Command::Admin(cmd) => admin::run(&cli.global, cmd).await,
         // Local files only: no GlobalArgs, so no coordinator and no data directory.
@@ -266,6 +274,15 @@ fn causes(status: &tonic::Status) -> String {
         out.push_str(" (does the coordinator speak TLS and accept this certificate? its log says why it refused)");
     }
     out
+}
+
+/// A library step's failure as the CLI reports it: a coordinator's refusal
+/// as [`status_error`] maps it, anything else as it is.
+pub fn workflow_error(e: crate::workflow::WorkflowError) -> anyhow::Error {
+    match e {
+        crate::workflow::WorkflowError::Status(s) => status_error(s),
+        e => e.into(),
+    }
 }
 
 /// Maps a coordinator's refusal to a usage error, anything else to itself.

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// address. Off by default; keep it on a private or loopback address.
     #[arg(long, env = vantage_agent::endpoint::ENV_METRICS_LISTEN, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub schedule: super::schedule::ScheduleArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -87,10 +90,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             resident_agents: HashMap::new(),
         }
     };
+    let scope = global.scope()?;
     let cfg = CoordinatorConfig {
         shard_probes: args.shard_probes,
         lease: args.lease,
-        ..CoordinatorConfig::new(data_dir, global.scope()?, security)
+        schedule: args.schedule.config(&scope, global.scope.is_some())?,
+        ..CoordinatorConfig::new(data_dir, scope, security)
     };
     // Checked before anything starts, so that a bad file costs nothing.
     let integrations = match &args.integrations {

@@ -55,7 +55,7 @@ pub struct Round {
 }
 
 /// An integration, ready to deliver.
-enum Client {
+pub(super) enum Client {
     Jira(JiraClient),
     GitHub(GitHubClient),
     Webhook(WebhookClient),
@@ -346,7 +346,7 @@ impl Notifier {
     }
 }
 
-fn client(i: &Integration) -> Result<Client, DeliveryError> {
+pub(super) fn client(i: &Integration) -> Result<Client, DeliveryError> {
     Ok(match &i.target {
         Target::Jira(c) => Client::Jira(JiraClient::new(c.clone(), i.timeout)?),
         Target::GitHub(c) => Client::GitHub(GitHubClient::new(c.clone(), i.timeout)?),
@@ -358,7 +358,7 @@ fn client(i: &Integration) -> Result<Client, DeliveryError> {
 
 /// `backoff × 2^(n-1)`, at most `max_backoff`, with up to a quarter more of
 /// jitter so that many items do not retry in step.
-fn backoff(cfg: &Integrations, n: u32) -> Duration {
+pub(super) fn backoff(cfg: &Integrations, n: u32) -> Duration {
     let exp = cfg.backoff.saturating_mul(1u32 << n.saturating_sub(1).min(20)).min(cfg.max_backoff);
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
     exp + exp.mul_f64(f64::from(nanos % 1000) / 4000.0)

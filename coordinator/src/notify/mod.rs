@@ -38,6 +38,7 @@ pub mod email;
 pub mod github;
 mod http;
 pub mod jira;
+pub mod reminder;
 pub mod slack;
 pub mod templates;
 pub mod webhook;

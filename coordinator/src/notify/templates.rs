@@ -65,6 +65,20 @@ What to do
 {% block steps %}- Close the port, or document it in the register with a reason and a review-by date.{% endblock %}
 ";
 
+const REMINDER_TITLE: &str =
+    "Port security review on {{ review_day }}: {{ open }} findings open, {{ overdue }} overdue";
+
+const REMINDER_BODY: &str = "\
+The monthly port security review runs on {{ review_at }} ({{ lead }} from now).
+
+Findings still to act on: {{ open }} ({{ critical }} critical), {{ overdue }} past their deadline.
+
+Before the review
+- Owners: close what should not be exposed, or document it in the register with a reason.
+- Tell the security team about planned changes and new services.
+- `vantage findings --overdue` lists what is late; `vantage verify F-12` re-checks a fix at once.
+";
+
 /// (kind, title words, business risk, recommended steps) of the built-in templates.
 const KINDS: [(Kind, &str, &str, &str); 9] = [
     (
@@ -134,6 +148,7 @@ const KINDS: [(Kind, &str, &str, &str); 9] = [
 /// The names a user may override.
 pub fn names() -> Vec<String> {
     let mut out = vec!["base.title".to_string(), "base.body".to_string()];
+    out.extend(["reminder.title".to_string(), "reminder.body".to_string()]);
     for (k, ..) in KINDS {
         out.push(format!("{k}.title"));
         out.push(format!("{k}.body"));
@@ -146,7 +161,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if names().iter().any(|n| n == name) {
         Ok(())
     } else {
-        Err(format!("no template is called `{name}` (base.title, base.body, <kind>.title, <kind>.body)"))
+        Err(format!(
+            "no template is called `{name}` (base.title, base.body, <kind>.title, <kind>.body, reminder.title, reminder.body)"
+        ))
     }
 }
 
@@ -160,6 +177,8 @@ fn builtins() -> BTreeMap<String, String> {
     let mut out = BTreeMap::from([
         ("base.title".to_string(), BASE_TITLE.to_string()),
         ("base.body".to_string(), BASE_BODY.to_string()),
+        ("reminder.title".to_string(), REMINDER_TITLE.to_string()),
+        ("reminder.body".to_string(), REMINDER_BODY.to_string()),
     ]);
     for (k, _, risk, steps) in KINDS {
         out.insert(
@@ -270,6 +289,32 @@ impl Templates {
         Message { title: title.trim().to_string(), body: body.trim_end().to_string() + "\n" }
     }
 
+    /// The reminder before a scheduled review.
+    pub fn render_reminder(&self, r: &super::reminder::Reminder, now: std::time::SystemTime) -> Message {
+        // In whole hours (whole minutes within the hour): "14days", not "13days 23h 59m 58s".
+        let secs = r.review_at.duration_since(now).unwrap_or_default().as_secs();
+        let unit = if secs >= 3600 {
+            3600
+        } else if secs >= 60 {
+            60
+        } else {
+            1
+        };
+        let lead = humantime::format_duration(std::time::Duration::from_secs(secs.div_ceil(unit) * unit));
+        let day = rfc3339(r.review_at);
+        let value = minijinja::context! {
+            review_at => rfc3339(r.review_at),
+            review_day => day.get(..10).unwrap_or(&day),
+            lead => lead.to_string(),
+            open => r.open,
+            overdue => r.overdue,
+            critical => r.critical,
+        };
+        let title = self.one(&["reminder.title".into()], &value);
+        let body = self.one(&["reminder.body".into()], &value);
+        Message { title: title.trim().to_string(), body: body.trim_end().to_string() + "\n" }
+    }
+
     /// The first of `names` that exists, the user's first; a user template
     /// that fails falls back to the built-in.
     fn one(&self, names: &[String], value: &minijinja::Value) -> String {
@@ -356,6 +401,21 @@ mod tests {
         // Unknown filters are a render-time error in minijinja.
         let t = Templates::new(&o, None).unwrap();
         assert!(t.render(&finding("F-6", Kind::Undocumented), Event::Created).title.starts_with("[F-6]"));
+    }
+
+    #[test]
+    fn a_reminder_names_the_date_and_the_counts() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_623_200); // 2026-12-07T06:00:00Z
+        let r = super::super::reminder::Reminder { review_at: at, open: 5, critical: 2, overdue: 1 };
+        let now = at - std::time::Duration::from_secs(14 * 24 * 3600);
+        let m = Templates::new(&BTreeMap::new(), None).unwrap().render_reminder(&r, now);
+        assert_eq!(m.title, "Port security review on 2026-12-07: 5 findings open, 1 overdue");
+        assert!(m.body.contains("runs on 2026-12-07T06:00:00Z (14days from now)"), "{}", m.body);
+        assert!(m.body.contains("5 (2 critical), 1 past their deadline"), "{}", m.body);
+        let user = BTreeMap::from([("reminder.title".to_string(), "Review {{ review_day }}".to_string())]);
+        let m = Templates::new(&user, None).unwrap().render_reminder(&r, now);
+        assert_eq!(m.title, "Review 2026-12-07");
+        assert!(check_name("reminder.body").is_ok());
     }
 
     #[test]

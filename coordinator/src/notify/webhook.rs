@@ -52,6 +52,26 @@ impl WebhookClient {
         Ok(resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Posts a reminder of a scheduled review; the same key on every retry.
+    pub async fn post_reminder(&self, r: &super::reminder::Reminder, m: &Message) -> Result<(), DeliveryError> {
+        let url = self.cfg.url.resolve().map_err(DeliveryError::Config)?;
+        let at = r.review_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let body = json!({
+            "event": "reminder",
+            "title": m.title,
+            "text": m.body,
+            "review_at": crate::cli::output::rfc3339(r.review_at),
+            "open": r.open,
+            "overdue": r.overdue,
+            "critical": r.critical,
+        });
+        let mut req = self.http.post(url).header("Idempotency-Key", format!("reminder:{}:{at}", self.name)).json(&body);
+        if let Some(t) = &self.cfg.token {
+            req = req.bearer_auth(t.value().map_err(DeliveryError::Config)?);
+        }
+        send("webhook", req).await.map(drop)
+    }
+
     pub async fn create(&self, f: &Finding, m: &Message) -> Result<TicketRef, DeliveryError> {
         let answer = self.post(Event::Created, f, m, None).await?;
         let key = ["key", "id"]

@@ -25,6 +25,7 @@ use crate::review::diff::{self, Change, ChangeKind};
 use crate::review::vulns::VulnData;
 use crate::store::{AgentRecord, BaselineRecord, ScanRecord, ShardState, ShardStats, Store, StoreError};
 
+#[derive(Clone)]
 pub struct ControlService {
     pub scheduler: Arc<Scheduler>,
     pub store: Store,

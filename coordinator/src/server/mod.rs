@@ -11,7 +11,9 @@
 //! * [`reachability`]: a scan's ports from every region, as the `Reachability` RPC streams them.
 //!
 //! [`Coordinator::open`] opens the store and resumes unfinished scans;
-//! [`Coordinator::serve`] runs until the shutdown token fires. The embedded
+//! [`Coordinator::serve`] runs until the shutdown token fires, with the
+//! review schedule ([`crate::schedule`]) when one is configured: it calls
+//! the control service in process, as an operator would over gRPC. The embedded
 //! mode of the CLI runs exactly this, on a loopback port.
 
 pub mod agent_link;
@@ -64,6 +66,9 @@ pub struct CoordinatorConfig {
     pub security: Security,
     /// The delivery of tickets and notifications (`crate::notify`).
     pub notify: crate::notify::NotifierConfig,
+    /// Scheduled reviews, reminders and re-checks (`crate::schedule`);
+    /// `None` for the CLI's embedded coordinator.
+    pub schedule: Option<crate::schedule::ScheduleConfig>,
 }
 
 /// How the coordinator proves itself and checks its callers.
@@ -101,6 +106,7 @@ impl CoordinatorConfig {
             lease: Duration::from_secs(60),
             security,
             notify: crate::notify::NotifierConfig::default(),
+            schedule: None,
         }
     }
 }
@@ -173,6 +179,18 @@ impl Coordinator {
             shard_probes: self.cfg.shard_probes,
             trust: trust.clone(),
         };
+        // The schedule calls the same service in process, as the coordinator itself.
+        let schedule = self.cfg.schedule.clone().map(|cfg| {
+            let service = crate::schedule::ScheduleService::new(
+                cfg,
+                self.store.clone(),
+                crate::workflow::in_process(control.clone()),
+            );
+            tokio::spawn(tracing::Instrument::instrument(
+                service.run(shutdown.clone()),
+                tracing::info_span!("schedule"),
+            ))
+        });
         let operators = trust.clone();
         let control = ControlServer::with_interceptor(control, move |req: tonic::Request<()>| {
             operators.operator(&req)?;
@@ -194,6 +212,10 @@ impl Coordinator {
         let result = vantage_proto::transport::serve(router, listener, security, shutdown.cancelled_owned()).await;
         self.serving.store(false, Ordering::Release);
         expiry.abort();
+        if let Some(schedule) = schedule {
+            // It holds the store through its in-process client.
+            let _ = schedule.await;
+        }
         let _ = notifier.await;
         // Wait for it to be dropped: it holds the store (through the scheduler),
         // and the next process or embedded run cannot open the store until then.

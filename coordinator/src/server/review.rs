@@ -290,9 +290,12 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
     let mut f = store.finding(&req.id)?.ok_or_else(|| Status::not_found(format!("no finding {}", req.id)))?;
     let now = SystemTime::now();
     let by = if req.by.trim().is_empty() { "operator".to_string() } else { req.by.trim().to_string() };
-    if matches!(f.status, FindingStatus::Remediated { .. }) {
+    let verifying = matches!(req.action, Some(v1::update_finding_request::Action::Verified(_)));
+    if matches!(f.status, FindingStatus::Remediated { .. }) && !verifying {
         return Err(Status::failed_precondition(format!("{} is remediated: nothing to decide", f.id)));
     }
+    // A verification that remediates must reach the tickets as a change of status.
+    let original = f.clone();
     let (kind, what) = match req.action {
         Some(v1::update_finding_request::Action::Acknowledge(_)) => {
             f.status = FindingStatus::Acknowledged { by: by.clone(), at: now };
@@ -310,11 +313,41 @@ pub async fn update(store: &Store, req: v1::UpdateFindingRequest) -> Result<v1::
                 format!("risk accepted by {by} until {}: {}", humantime::format_rfc3339_seconds(until), a.reason);
             (EventKind::RiskAccepted, what)
         }
+        Some(v1::update_finding_request::Action::Verified(v)) => verified(&mut f, &v, &by, now)?,
         None => return Err(Status::invalid_argument("no action: acknowledge or accept-risk")),
     };
-    let before = f.clone();
+    let before = if verifying { original } else { f.clone() };
     f.history.push(Event::new(kind, now, None, what));
     crate::notify::store_findings(store, std::slice::from_ref(&before), std::slice::from_ref(&f))?;
     store.flush().await?;
     Ok(record(&f))
+}
+
+/// Records a re-probe's views of a finding's port: remediated when every
+/// region that looked saw it closed (DESIGN invariant 5's "later scan" is
+/// here a scan of this one port from every live region); otherwise the
+/// finding stays as it is. A remediated finding seen open again stays
+/// remediated until a review reopens it, with the sighting in its history.
+fn verified(f: &mut Finding, v: &v1::Verified, by: &str, now: SystemTime) -> Result<(EventKind, String), Status> {
+    if v.regions.is_empty() || v.regions.iter().any(|r| r.region.trim().is_empty()) {
+        return Err(Status::invalid_argument("a verification needs each region's view, named"));
+    }
+    let looked: Vec<&str> = v.regions.iter().map(|r| r.region.as_str()).collect();
+    let open: Vec<&str> = v.regions.iter().filter(|r| r.open).map(|r| r.region.as_str()).collect();
+    let remediated = matches!(f.status, FindingStatus::Remediated { .. });
+    Ok(match (open.is_empty(), remediated) {
+        (true, false) => {
+            f.status = FindingStatus::Remediated { at: now, period: Period::of(now) };
+            let what = format!("verified by {by}: closed from every region ({}); remediated", looked.join(", "));
+            (EventKind::Remediated, what)
+        }
+        (true, true) => {
+            (EventKind::Note, format!("verified by {by}: still closed from every region ({})", looked.join(", ")))
+        }
+        (false, _) => {
+            let what =
+                format!("verified by {by}: still open from {} (re-probed from {})", open.join(", "), looked.join(", "));
+            (EventKind::Note, what)
+        }
+    })
 }

@@ -17,6 +17,7 @@ mod fleet;
 pub mod keys;
 mod migrate;
 pub mod records;
+mod schedule;
 mod tickets;
 
 use std::path::{Path, PathBuf};

@@ -871,25 +871,42 @@ pub struct FindingRecord {
     #[prost(bytes = "vec", tag = "2")]
     pub json: ::prost::alloc::vec::Vec<u8>,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct UpdateFindingRequest {
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
     /// Who decided (operator name).
     #[prost(string, tag = "2")]
     pub by: ::prost::alloc::string::String,
-    #[prost(oneof = "update_finding_request::Action", tags = "3, 4")]
+    #[prost(oneof = "update_finding_request::Action", tags = "3, 4, 5")]
     pub action: ::core::option::Option<update_finding_request::Action>,
 }
 /// Nested message and enum types in `UpdateFindingRequest`.
 pub mod update_finding_request {
-    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
     pub enum Action {
         #[prost(message, tag = "3")]
         Acknowledge(super::Acknowledge),
         #[prost(message, tag = "4")]
         AcceptRisk(super::AcceptRisk),
+        /// What a re-probe of the finding's port saw (`vantage verify`, the
+        /// scheduled re-check): remediated when every region saw it gone.
+        #[prost(message, tag = "5")]
+        Verified(super::Verified),
     }
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Verified {
+    /// Each region that re-probed the port, with whether it saw it open.
+    #[prost(message, repeated, tag = "1")]
+    pub regions: ::prost::alloc::vec::Vec<RegionSight>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RegionSight {
+    #[prost(string, tag = "1")]
+    pub region: ::prost::alloc::string::String,
+    #[prost(bool, tag = "2")]
+    pub open: bool,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Acknowledge {}

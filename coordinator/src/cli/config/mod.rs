@@ -89,6 +89,10 @@ const EXAMPLES: &[Example] = &[
     // Next to this file: deploy/integrations.sample.toml shows what goes in it.
     Example { key: "integrations", value: "\"integrations.toml\"", set: false },
     Example { key: "metrics-listen", value: "\"127.0.0.1:9420\"", set: false },
+    // Unset: the scope's ranges.
+    Example { key: "review-targets", value: "\"198.18.0.0/24\"", set: false },
+    // Unset: every region with an agent connected when the review starts.
+    Example { key: "review-regions", value: "\"eu-west,us-east\"", set: false },
 ];
 
 /// What `vantage serve --config` files may hold: the options of `serve` and

@@ -16,9 +16,8 @@ use std::time::SystemTime;
 use clap::Args;
 use serde::Serialize;
 use vantage_proto::v1;
-use vantage_shared::convert::addr_from_bytes;
+use vantage_shared::Period;
 use vantage_shared::observation::printable;
-use vantage_shared::{Period, Proto};
 
 use super::baseline::BaselineJson;
 use super::confirm;
@@ -26,7 +25,7 @@ use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, table};
 use crate::cli::{GlobalArgs, UsageError, status_error};
 use crate::review::confirm::{Verdict, judge};
-use crate::review::diff::{Change, ChangeKind};
+use crate::review::diff::Change;
 use crate::review::ignore;
 
 #[derive(Debug, Args)]
@@ -251,26 +250,5 @@ fn scanned(header: &v1::DiffHeader) -> Vec<String> {
 }
 
 pub fn change_from_wire(c: v1::Change) -> anyhow::Result<Change> {
-    Ok(Change {
-        kind: change_kind(c.kind()).ok_or_else(|| anyhow::anyhow!("unknown change kind {}", c.kind))?,
-        addr: addr_from_bytes(&c.addr)?,
-        proto: if c.proto() == v1::Proto::Udp { Proto::Udp } else { Proto::Tcp },
-        port: u16::try_from(c.port)?,
-        before: c.before,
-        after: c.after,
-        open_in: c.open_in,
-    })
-}
-
-fn change_kind(k: v1::ChangeKind) -> Option<ChangeKind> {
-    Some(match k {
-        v1::ChangeKind::New => ChangeKind::New,
-        v1::ChangeKind::Closed => ChangeKind::Closed,
-        v1::ChangeKind::ServiceChanged => ChangeKind::ServiceChanged,
-        v1::ChangeKind::VersionChanged => ChangeKind::VersionChanged,
-        v1::ChangeKind::TlsChanged => ChangeKind::TlsChanged,
-        v1::ChangeKind::ReachabilityChanged => ChangeKind::ReachabilityChanged,
-        v1::ChangeKind::StateChanged => ChangeKind::StateChanged,
-        v1::ChangeKind::Unspecified => return None,
-    })
+    Ok(crate::workflow::review::change_from_wire(c)?)
 }

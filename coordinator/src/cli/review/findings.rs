@@ -15,17 +15,13 @@ use std::time::SystemTime;
 use clap::{Args, Subcommand};
 use vantage_proto::v1;
 use vantage_shared::Period;
-use vantage_shared::convert::{addr_to_bytes, time_to_wire};
-
-use super::confirm;
-use super::diff::change_from_wire;
+use vantage_shared::convert::time_to_wire;
 
 use crate::cli::connect::{Connection, Needs};
 use crate::cli::output::{Format, rfc3339, table};
-use crate::cli::{GlobalArgs, UsageError, status_error};
-use crate::review::confirm::{Verdict, judge};
-use crate::review::diff::{Change, ChangeKind};
+use crate::cli::{GlobalArgs, UsageError, status_error, workflow_error};
 use crate::review::findings::{Finding, Severity, hours_text};
+use crate::workflow::{self, review::ReviewRun};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -174,8 +170,8 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
         Some(t) => Some(crate::cli::scan::start::default_request(t, args.ports.as_deref(), period)?),
         None => None,
     };
-    let needs = if scan.is_some() { Needs::Agent } else { Needs::StoreOnly };
-    let mut conn = Connection::open(global, needs).await?;
+    // The re-probe of closures needs an agent (embedded: an in-process one).
+    let mut conn = Connection::open(global, Needs::Agent).await?;
     let result = async {
         if let Some(request) = scan {
             let status = crate::cli::scan::start::start_and_follow(&mut conn, request).await?;
@@ -186,28 +182,15 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
                 status.scan_id
             );
         }
-        for d in documents {
-            let info = conn.control.put_document(d).await.map_err(status_error)?.into_inner();
-            eprintln!("stored {}: {}", info.name, info.summary);
-        }
-        let plan = v1::ReviewRequest { period: period.to_string(), plan_only: true, ..Default::default() };
-        anyhow::Ok(conn.control.review(plan).await.map_err(status_error)?.into_inner())
-    }
-    .await;
-    conn.close().await;
-    let (confirmed_closed, confirmed_changed) = confirm_gone(global, &args, &result?).await?;
-    let mut conn = Connection::open(global, Needs::StoreOnly).await?;
-    let result = async {
-        let request = v1::ReviewRequest {
-            period: period.to_string(),
-            confirm_closures: true,
-            confirmed_closed,
-            confirmed_changed,
-            ..Default::default()
+        let run = ReviewRun {
+            documents,
+            confirm: !args.no_confirm,
+            host_rate: args.confirm_host_rate,
+            ..ReviewRun::new(period)
         };
-        let summary = conn.control.review(request).await.map_err(status_error)?;
+        let done = workflow::review::run(&mut conn.control, &run, &workflow::stderr).await.map_err(workflow_error)?;
         let findings = list(&mut conn).await?;
-        anyhow::Ok((summary.into_inner(), findings))
+        anyhow::Ok((done.summary, findings))
     }
     .await;
     conn.close().await;
@@ -237,68 +220,6 @@ pub async fn review(global: &GlobalArgs, args: ReviewArgs) -> anyhow::Result<()>
     let now = SystemTime::now();
     let active: Vec<Finding> = findings.into_iter().filter(|f| f.status.is_active(now)).collect();
     print_list(&active, args.format, now)
-}
-
-/// Re-probes the ports whose findings a review would remediate: closed ones
-/// (still closed?) and open ones whose service changed (still as the period
-/// saw it?), in one verification scan from every region with an agent. The
-/// confirmed ones, closed and changed. A failed or skipped re-probe confirms
-/// nothing, so nothing is remediated on its word.
-async fn confirm_gone(
-    global: &GlobalArgs,
-    args: &ReviewArgs,
-    plan: &v1::ReviewSummary,
-) -> anyhow::Result<(Vec<v1::PortRef>, Vec<v1::PortRef>)> {
-    let total = plan.closing.len() + plan.changing.len();
-    if total == 0 {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let why_not = if args.no_confirm {
-        Some("--no-confirm")
-    } else if total > confirm::MAX_CANDIDATES {
-        Some("too many to re-probe")
-    } else {
-        None
-    };
-    if let Some(why) = why_not {
-        eprintln!("not re-probing {total} ports whose findings would be remediated ({why}): they stay as they were");
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let closed = plan.closing.iter().map(|p| {
-        change_from_wire(v1::Change {
-            kind: v1::ChangeKind::Closed as i32,
-            addr: p.addr.clone(),
-            proto: p.proto,
-            port: p.port,
-            ..Default::default()
-        })
-    });
-    let changed = plan.changing.iter().cloned().map(change_from_wire);
-    let candidates: Vec<Change> = closed.chain(changed).collect::<anyhow::Result<_>>()?;
-    let refs: Vec<&Change> = candidates.iter().collect();
-    eprintln!(
-        "re-probing {} closed ports and {} changed ones before their findings count as remediated",
-        plan.closing.len(),
-        plan.changing.len()
-    );
-    let scanned = plan.baseline.as_ref().map(|b| b.regions.clone()).unwrap_or_default();
-    let reprobe = match confirm::reprobe(global, &refs, args.confirm_host_rate, &scanned).await {
-        Ok(reprobe) => reprobe,
-        Err(e) => {
-            eprintln!("re-probe failed: {e:#}; no remediation is confirmed");
-            return Ok((Vec::new(), Vec::new()));
-        }
-    };
-    let port_ref = |c: &Change| v1::PortRef {
-        addr: addr_to_bytes(c.addr),
-        proto: v1::Proto::from(c.proto) as i32,
-        port: u32::from(c.port),
-    };
-    let (mut closed, mut changed) = (Vec::new(), Vec::new());
-    for c in candidates.iter().filter(|c| judge(c, &reprobe) == Verdict::Confirmed) {
-        if c.kind == ChangeKind::Closed { &mut closed } else { &mut changed }.push(port_ref(c));
-    }
-    Ok((closed, changed))
 }
 
 pub fn document(kind: v1::DocumentKind, path: &Path) -> anyhow::Result<v1::PutDocumentRequest> {

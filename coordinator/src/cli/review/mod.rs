@@ -13,4 +13,5 @@ pub mod import;
 pub mod integrations;
 pub mod inventory;
 pub mod register;
+pub mod verify;
 pub mod vulns;
