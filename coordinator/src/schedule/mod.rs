@@ -5,7 +5,9 @@
 //!
 //! Decisions, and why:
 //! * **What a scheduled review scans**: the serve options `--review-targets`
-//!   (default: the scope's own ranges, i.e. everything Vantage may scan) and
+//!   (default: the scope file's ranges, i.e. everything Vantage may scan;
+//!   with no scope file, the built-in loopback scope, scheduled reviews are
+//!   off and only re-checks run) and
 //!   `--review-ports` (default: the review's `top-100`), with every other
 //!   scan option at `vantage review --targets`' defaults, from every region
 //!   that has an agent connected when it starts (`--review-regions` to fix
