@@ -1,6 +1,6 @@
 //! A scan's observations as an nmap XML report (`nmap -oX`), for the tools
-//! that read nmap's reports: ndiff, DefectDojo's and Faraday's nmap
-//! importers, Metasploit's `db_import`, nmap's own XSL stylesheet.
+//! that read nmap's reports (ndiff, which tests/tests/nmap_xml.rs runs;
+//! security trackers' nmap importers; nmap's own XSL stylesheet).
 //!
 //! The document follows nmap's DTD (`/usr/share/nmap/nmap.dtd`; a test
 //! validates against it), which is also what those tools assume:

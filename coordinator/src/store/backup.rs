@@ -10,9 +10,9 @@
 //! Trees are copied one after another, not at one instant. The order makes
 //! that safe: a tree that refers to another is copied *before* the tree it
 //! refers to (shard records before observations, baseline records before
-//! their blocks, findings before ... ), and the coordinator writes the
-//! referred data first (a shard is marked done only once its observations
-//! are flushed). So everything a copied record points to was already on
+//! their blocks, the notification outbox before the findings it names), and
+//! the coordinator writes the referred data first (a shard is marked done
+//! only once its observations are flushed). So everything a copied record points to was already on
 //! disk and is in the copy; the copy may hold a few observations of a shard
 //! still running, which that shard's re-run after a restore writes again
 //! under the same keys.
@@ -41,10 +41,10 @@ const ORDER: &[&str] = &[
     super::TREE_SCANS,
     super::TREE_SHARDS,
     super::TREE_BASELINES,
-    super::TREE_FINDINGS,
     super::TREE_OUTBOX,
     super::TREE_TICKETS,
     super::TREE_ESCALATIONS,
+    super::TREE_FINDINGS,
     super::TREE_DOCUMENTS,
     super::TREE_VULNS,
     super::TREE_OBSERVATIONS,

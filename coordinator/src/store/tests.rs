@@ -334,6 +334,7 @@ fn a_backup_restores_every_tree_as_it_was() {
     // Referring trees come before what they refer to.
     let pos = |name: &str| summary.trees.iter().position(|(n, _)| n == name).unwrap();
     assert!(pos(TREE_SHARDS) < pos(TREE_OBSERVATIONS) && pos(TREE_BASELINES) < pos(TREE_BASELINE_BLOCKS));
+    assert!(pos(TREE_OUTBOX) < pos(TREE_FINDINGS) && pos(TREE_TICKETS) < pos(TREE_FINDINGS));
     assert_eq!(verify_backup(std::fs::File::open(&file).unwrap()).unwrap(), summary);
 
     let target = b.path().join("restored");
