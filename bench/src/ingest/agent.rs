@@ -40,6 +40,8 @@ pub struct Tallies {
     /// Observations whose batch was acknowledged.
     pub acked: AtomicU64,
     pub batches: AtomicU64,
+    /// Protobuf bytes of the batches sent (what TLS would encrypt).
+    pub batch_bytes: AtomicU64,
     pub shards_done: AtomicU64,
     /// Leases the coordinator took back (it should not, in this check).
     pub cancelled: AtomicU64,
@@ -160,6 +162,7 @@ async fn run_shard(
                 seq,
                 observations,
             };
+            tallies.batch_bytes.fetch_add(prost::Message::encoded_len(&batch) as u64, Ordering::Relaxed);
             out.send(v1::AgentMessage { body: Some(Up::Batch(batch)) }).await.context("the stream closed")?;
             continue;
         }

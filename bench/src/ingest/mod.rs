@@ -78,6 +78,7 @@ struct Outcome {
     observations: u64,
     window: Duration,
     batches: u64,
+    batch_bytes: u64,
     shards: u64,
     scan_wall: Duration,
     stored: Stored,
@@ -98,6 +99,10 @@ struct Stored {
     wrong: u64,
     /// The scan's own counter of open ports (the shards' reports).
     open_counted: u64,
+    /// From the request to the last result.
+    wall: Duration,
+    /// The coordinator's peak RSS (KiB) once the results were read.
+    peak_rss_kib: u64,
 }
 
 pub fn run(config: &IngestConfig, vantage: &Path) -> anyhow::Result<Vec<Figure>> {
@@ -148,13 +153,16 @@ fn figure(name: String, o: &Outcome, expected: u64) -> Figure {
     Figure {
         name,
         value: format!(
-            "{} observations/s: {} in {:.2} s (first batch to last ack; {} batches, {} shards, scan {:.2} s); \
+            "{} observations/s: {} in {:.2} s (first batch to last ack; {} batches of {:.1} MB in all, {} shards, \
+             scan {:.2} s); \
              {check}; coordinator peak RSS {:.1} MiB ({:.1} MiB at the end), {:.1} s CPU; agents {:.1} s CPU; \
-             {} leases taken back; {} the target (>= 200,000/s)",
+             {} leases taken back; {} the target (>= 200,000/s); read back in {:.2} s, coordinator peak RSS \
+             {:.1} MiB after",
             thousands(rate as u64),
             thousands(o.observations),
             o.window.as_secs_f64(),
             thousands(o.batches),
+            o.batch_bytes as f64 / 1e6,
             o.shards,
             o.scan_wall.as_secs_f64(),
             o.peak_rss_kib as f64 / 1024.0,
@@ -163,6 +171,8 @@ fn figure(name: String, o: &Outcome, expected: u64) -> Figure {
             o.agents_cpu.as_secs_f64(),
             o.cancelled,
             if rate >= TARGET_RATE { "within" } else { "OUTSIDE" },
+            s.wall.as_secs_f64(),
+            s.peak_rss_kib as f64 / 1024.0,
         ),
         failed: !complete,
     }
@@ -248,12 +258,16 @@ async fn drive(
     let (peak_rss_kib, rss_kib) = proc_rss_kib(pid).context("reading the coordinator's memory")?;
     let cpu = proc_cpu(pid).unwrap_or_default();
     agents.abort_all();
+    let read_started = Instant::now();
     let mut stored = read_back(&mut control, scan.scan_id, targets, ports).await?;
+    stored.wall = read_started.elapsed();
+    stored.peak_rss_kib = proc_rss_kib(pid).context("reading the coordinator's memory")?.0;
     stored.open_counted = status.open;
     Ok(Outcome {
         observations: tallies.acked.load(Ordering::Relaxed),
         window: tallies.window().context("no batch was acknowledged")?,
         batches: tallies.batches.load(Ordering::Relaxed),
+        batch_bytes: tallies.batch_bytes.load(Ordering::Relaxed),
         shards: tallies.shards_done.load(Ordering::Relaxed),
         scan_wall,
         stored,

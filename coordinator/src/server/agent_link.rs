@@ -143,7 +143,7 @@ impl Ingest {
         let key = LeaseKey { scan_id: b.scan_id, shard_id: b.shard_id, epoch: b.epoch };
         let result = match self.scheduler.check_batch(&self.agent_id, key, b.seq) {
             Ok(ctx) if ctx.duplicate => Ok(()),
-            Ok(ctx) => self.store_batch(key, &ctx, &b.observations).await,
+            Ok(ctx) => self.store_batch(key, b.seq, &ctx, &b.observations).await,
             Err(refusal) => Err(refusal.to_string()),
         };
         let ack = match result {
@@ -174,7 +174,13 @@ impl Ingest {
         let _ = self.tx.send(Ok(message(Out::Ack(ack)))).await;
     }
 
-    async fn store_batch(&self, key: LeaseKey, ctx: &BatchContext, wire: &[v1::Observation]) -> Result<(), String> {
+    async fn store_batch(
+        &self,
+        key: LeaseKey,
+        seq: u64,
+        ctx: &BatchContext,
+        wire: &[v1::Observation],
+    ) -> Result<(), String> {
         let mut observations = Vec::with_capacity(wire.len());
         for w in wire {
             let mut o = Observation::try_from(w).map_err(|e| format!("malformed observation: {e}"))?;
@@ -190,7 +196,7 @@ impl Ingest {
         }
         // Encoded here, on this agent's task; written and flushed with the
         // other agents' batches waiting (group commit), then acknowledged.
-        let writes = Store::encode_observations(key.scan_id, &observations);
+        let writes = Store::encode_observations(key, seq, &observations);
         self.store.commit_observations(writes).await.map_err(|e| e.to_string())?;
         self.scheduler.metrics().observations_ingested.inc_by(observations.len() as u64);
         Ok(())

@@ -47,7 +47,8 @@ const ORDER: &[&str] = &[
     super::TREE_FINDINGS,
     super::TREE_DOCUMENTS,
     super::TREE_VULNS,
-    super::TREE_OBSERVATIONS,
+    super::TREE_OBSERVATIONS_V3,
+    super::TREE_OBSERVATION_BLOCKS,
     super::TREE_BASELINE_BLOCKS,
 ];
 /// The largest key or value a backup may hold (vulnerability data is the

@@ -10,11 +10,10 @@
 //! stops reading that agent's stream and HTTP/2 flow control stops the
 //! agent (invariant 7).
 //!
-//! Each batch is one sled batch of its own, as the agent sent it; groups
-//! share only the flush. A sled batch holds one epoch guard across all its
-//! keys, and the leaf copies it makes are freed only when it ends: one sled
-//! batch for a whole group (16,384 observations) took the coordinator to
-//! 4-5 GiB (bench/README.md, "Ingest").
+//! Each batch is one sled value ([`super::observations`]); groups share only
+//! the flush. (One sled batch for a whole group, when every observation was
+//! a key of its own, held one epoch guard across 16,384 keys and took the
+//! coordinator to 4-5 GiB: bench/README.md, "Ingest".)
 //!
 //! The committer starts with the first commit and ends when the last clone
 //! of the store is dropped (it holds sled's handle, not the store's).
@@ -25,9 +24,6 @@ use super::StoreError;
 
 /// Flush requests waiting for the committer at most.
 pub(super) const QUEUE: usize = 64;
-
-/// One observation's key and value, encoded.
-pub(super) type Write = (Vec<u8>, Vec<u8>);
 
 /// A batch written and waiting for its flush.
 struct Pending {
@@ -62,19 +58,13 @@ impl GroupCommit {
         Ok(GroupCommit { tx })
     }
 
-    /// Writes `writes` into `tree`, then waits for a flush shared with
-    /// whatever else is waiting; returns once they are on disk.
-    pub(super) async fn commit(&self, tree: &sled::Tree, writes: Vec<Write>) -> Result<(), StoreError> {
+    /// Writes `value` under `key` into `tree`, then waits for a flush shared
+    /// with whatever else is waiting; returns once it is on disk.
+    pub(super) async fn commit(&self, tree: &sled::Tree, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
         let tree = tree.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut batch = sled::Batch::default();
-            for (key, value) in writes {
-                batch.insert(key, value);
-            }
-            tree.apply_batch(batch)
-        })
-        .await
-        .map_err(|e| StoreError::Commit(e.to_string()))??;
+        tokio::task::spawn_blocking(move || tree.insert(key, value))
+            .await
+            .map_err(|e| StoreError::Commit(e.to_string()))??;
         let stopped = || StoreError::Commit("the committer stopped".into());
         let (done, answer) = oneshot::channel();
         self.tx.send(Pending { done }).await.map_err(|_| stopped())?;

@@ -17,13 +17,33 @@ pub fn shard_key(scan_id: u64, shard_id: u64) -> [u8; 16] {
     k
 }
 
-/// (scan, family, address as 16 bytes, protocol, port, region).
+/// (scan, family, address as 16 bytes, protocol, port, region): schema 3's
+/// key of one observation, still read in place ([`super::observations`]).
 /// IPv4 sorts before IPv6 through the family byte.
+#[cfg(test)]
 pub fn observation_key(scan_id: u64, addr: IpAddr, proto: Proto, port: u16, region: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + 1 + 16 + 1 + 2 + region.len());
     k.extend_from_slice(&scan_id.to_be_bytes());
     push_port_key(&mut k, addr, proto, port);
     k.extend_from_slice(region.as_bytes());
+    k
+}
+
+/// (scan, shard, lease epoch, batch sequence number): one batch of
+/// observations (schema 4), a shard's blocks in the order they were sent.
+pub fn observation_block_key(scan_id: u64, shard_id: u64, epoch: u64, seq: u64) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(&shard_key(scan_id, shard_id));
+    k[16..24].copy_from_slice(&epoch.to_be_bytes());
+    k[24..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Family and address, as [`push_port_key`] starts: shorter than, and so
+/// sorted before, every port key of that address.
+pub fn addr_key(addr: IpAddr) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    push_addr_key(&mut k, addr);
     k
 }
 
@@ -40,6 +60,15 @@ pub fn baseline_key(period: Period, revision: u32) -> [u8; 8] {
 /// Family, address as 16 bytes, protocol number, port: the order of
 /// [`vantage_shared::PortKey`].
 pub(super) fn push_port_key(k: &mut Vec<u8>, addr: IpAddr, proto: Proto, port: u16) {
+    push_addr_key(k, addr);
+    k.push(match proto {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+    });
+    k.extend_from_slice(&port.to_be_bytes());
+}
+
+fn push_addr_key(k: &mut Vec<u8>, addr: IpAddr) {
     match addr {
         IpAddr::V4(a) => {
             k.push(4);
@@ -51,11 +80,6 @@ pub(super) fn push_port_key(k: &mut Vec<u8>, addr: IpAddr, proto: Proto, port: u
             k.extend_from_slice(&a.octets());
         }
     }
-    k.push(match proto {
-        Proto::Tcp => 6,
-        Proto::Udp => 17,
-    });
-    k.extend_from_slice(&port.to_be_bytes());
 }
 
 #[cfg(test)]

@@ -18,6 +18,11 @@ impl Store {
         if found < 3 {
             self.migrate_event_kinds()?;
         }
+        // 3 → 4 copies nothing: schema 3's observations are read in place
+        // next to the new blocks (`super::observations`).
+        if found < 4 && !self.observations_v3.is_empty() {
+            tracing::info!("store at schema 4: new observations are stored in blocks, older ones read in place");
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ mod findings;
 mod fleet;
 pub mod keys;
 mod migrate;
+mod observations;
 pub mod records;
 mod schedule;
 mod tickets;
@@ -26,22 +27,26 @@ use std::sync::{Arc, Mutex};
 use itertools::Either;
 use prost::Message;
 use vantage_proto::v1;
-use vantage_shared::{BaselineEntry, Observation, Period};
+use vantage_shared::{BaselineEntry, Period};
 
 pub use backup::{BackupError, Header as BackupHeader, Summary as BackupSummary, verify as verify_backup};
 pub use findings::Document;
 pub use fleet::{AgentRecord, Revocation, TokenRecord, TokenRefusal};
+pub use observations::ObservationWrites;
 pub use records::{BaselineRecord, ScanRecord, ShardRecord, ShardState, ShardStats};
 
 /// Version of the layout below. Bump it with a forward migration.
 /// 1: one sled key per baseline entry. 2: baseline entries in blocks.
-/// 3: findings' history events carry their kind. See [`migrate`].
-pub const SCHEMA_VERSION: u32 = 3;
+/// 3: findings' history events carry their kind. 4: observations in
+/// blocks, one per batch ([`observations`]). See [`migrate`].
+pub const SCHEMA_VERSION: u32 = 4;
 
 const TREE_META: &str = "meta";
 const TREE_SCANS: &str = "scans";
 const TREE_SHARDS: &str = "shards";
-const TREE_OBSERVATIONS: &str = "observations";
+/// Schema 3's tree of one key per observation, read in place.
+const TREE_OBSERVATIONS_V3: &str = "observations";
+const TREE_OBSERVATION_BLOCKS: &str = "observation_blocks";
 const TREE_BASELINES: &str = "baselines";
 /// Schema 1's tree of single baseline entries, migrated into blocks.
 const TREE_BASELINE_ENTRIES_V1: &str = "baseline_entries";
@@ -104,7 +109,8 @@ pub struct Store {
     meta: sled::Tree,
     scans: sled::Tree,
     shards: sled::Tree,
-    observations: sled::Tree,
+    observations_v3: sled::Tree,
+    observation_blocks: sled::Tree,
     baselines: sled::Tree,
     baseline_blocks: sled::Tree,
     findings: sled::Tree,
@@ -120,20 +126,6 @@ pub struct Store {
     /// Runs before each group is flushed: tests stall or slow the committer.
     #[cfg(test)]
     commit_hook: Arc<Mutex<Option<commit::Hook>>>,
-}
-
-/// One batch of observations, encoded for [`Store::commit_observations`].
-#[derive(Debug, Default)]
-pub struct ObservationWrites(Vec<commit::Write>);
-
-impl ObservationWrites {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Store {
@@ -153,7 +145,8 @@ impl Store {
         let store = Store {
             scans: db.open_tree(TREE_SCANS)?,
             shards: db.open_tree(TREE_SHARDS)?,
-            observations: db.open_tree(TREE_OBSERVATIONS)?,
+            observations_v3: db.open_tree(TREE_OBSERVATIONS_V3)?,
+            observation_blocks: db.open_tree(TREE_OBSERVATION_BLOCKS)?,
             baselines: db.open_tree(TREE_BASELINES)?,
             baseline_blocks: db.open_tree(TREE_BASELINE_BLOCKS)?,
             findings: db.open_tree(TREE_FINDINGS)?,
@@ -256,38 +249,12 @@ impl Store {
         self.shards.scan_prefix(keys::scan_key(scan_id)).map(|kv| decode_json(&kv?.1, "shard")).collect()
     }
 
-    /// Stores observations whose region and agent are filled in. Not durable
-    /// until [`Store::flush`].
-    pub fn put_observations(&self, scan_id: u64, observations: &[Observation]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for o in observations {
-            let key = keys::observation_key(scan_id, o.addr, o.proto, o.port, &o.region);
-            batch.insert(key, v1::Observation::from(o).encode_to_vec());
-        }
-        self.observations.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Encodes observations whose region and agent are filled in, for
-    /// [`Store::commit_observations`] (CPU only: call it on the batch's own task).
-    pub fn encode_observations(scan_id: u64, observations: &[Observation]) -> ObservationWrites {
-        ObservationWrites(
-            observations
-                .iter()
-                .map(|o| {
-                    let key = keys::observation_key(scan_id, o.addr, o.proto, o.port, &o.region);
-                    (key, v1::Observation::from(o).encode_to_vec())
-                })
-                .collect(),
-        )
-    }
-
     /// Stores observations and returns once they are on disk, flushed with
     /// the other batches waiting at the time (group commit, [`commit`]).
     /// Waits while the committer's queue is full. Until it returns, some of
     /// them may be stored and not yet durable.
     pub async fn commit_observations(&self, writes: ObservationWrites) -> Result<(), StoreError> {
-        self.committer()?.commit(&self.observations, writes.0).await
+        self.committer()?.commit(&self.observation_blocks, writes.key.to_vec(), writes.block).await
     }
 
     fn committer(&self) -> Result<commit::GroupCommit, StoreError> {
@@ -314,16 +281,6 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn commits_queued(&self) -> usize {
         self.commit.lock().unwrap().as_ref().map_or(0, commit::GroupCommit::queued)
-    }
-
-    /// Observations of one scan in (address, protocol, port, region) order.
-    pub fn observations(&self, scan_id: u64) -> impl Iterator<Item = Result<Observation, StoreError>> + use<> {
-        self.observations.scan_prefix(keys::scan_key(scan_id)).map(|kv| {
-            let (_, v) = kv?;
-            let wire = v1::Observation::decode(v.as_ref())
-                .map_err(|e| StoreError::Decode { what: "observation", detail: e.to_string() })?;
-            Observation::try_from(&wire).map_err(|e| StoreError::Decode { what: "observation", detail: e.to_string() })
-        })
     }
 }
 

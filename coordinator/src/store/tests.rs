@@ -1,10 +1,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vantage_shared::{PortState, ProbeOptions, Proto};
+use vantage_shared::{LeaseKey, Observation, PortState, ProbeOptions, Proto};
 
 use super::*;
 
-fn obs(addr: &str, port: u16, region: &str) -> Observation {
+pub(super) fn obs(addr: &str, port: u16, region: &str) -> Observation {
     Observation {
         addr: addr.parse().unwrap(),
         proto: Proto::Tcp,
@@ -34,6 +34,26 @@ fn scan(id: u64) -> ScanRecord {
         verification: false,
         probes_total: 10,
         regions: Vec::new(),
+    }
+}
+
+pub(super) fn shard(
+    scan_id: u64,
+    shard_id: u64,
+    targets: &str,
+    ports: &str,
+    epoch: u64,
+    state: ShardState,
+) -> ShardRecord {
+    ShardRecord {
+        scan_id,
+        shard_id,
+        targets: targets.into(),
+        ports: ports.into(),
+        probes: 1,
+        epoch,
+        state,
+        region: String::new(),
     }
 }
 
@@ -236,7 +256,7 @@ fn a_schema_2_store_gives_its_history_events_their_kinds() {
     let back = store.findings().unwrap();
     let kinds: Vec<EventKind> = back[0].history.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, sentences.iter().map(|(_, k)| *k).collect::<Vec<_>>());
-    assert_eq!(store.meta.get(KEY_SCHEMA).unwrap().unwrap().as_ref(), &3u32.to_be_bytes());
+    assert_eq!(store.meta.get(KEY_SCHEMA).unwrap().unwrap().as_ref(), &SCHEMA_VERSION.to_be_bytes());
 }
 
 #[test]
@@ -258,6 +278,7 @@ fn a_reader_dropped_early_stops_its_thread_without_harm() {
 async fn a_stalled_committer_holds_callers_back_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    store.put_shards(&[shard(1, 0, "198.18.0.0/16", "1-4", 1, ShardState::Pending)]).unwrap();
     let (gate, stalled) = std::sync::mpsc::channel::<()>();
     let stalled = std::sync::Mutex::new(stalled);
     // Each group waits for the gate; once it is dropped, none waits.
@@ -270,7 +291,9 @@ async fn a_stalled_committer_holds_callers_back_and_loses_nothing() {
     for i in 0..callers {
         let store = store.clone();
         let batch: Vec<_> = (1..=4).map(|p| obs(&format!("198.18.{}.{}", i / 200, i % 200 + 1), p, "r1")).collect();
-        tasks.spawn(async move { store.commit_observations(Store::encode_observations(1, &batch)).await });
+        let lease = LeaseKey { scan_id: 1, shard_id: 0, epoch: 1 };
+        tasks
+            .spawn(async move { store.commit_observations(Store::encode_observations(lease, i as u64, &batch)).await });
     }
     let mut polls = 0;
     while store.commits_queued() < commit::QUEUE {
@@ -329,11 +352,12 @@ fn a_backup_restores_every_tree_as_it_was() {
     let summary = store.backup(std::fs::File::create(&file).unwrap()).unwrap();
     assert_eq!(summary.header.schema, SCHEMA_VERSION);
     let count = |name: &str| summary.trees.iter().find(|(n, _)| n == name).map(|(_, n)| *n);
-    assert_eq!(count(TREE_OBSERVATIONS), Some(2));
+    // Two observations in one batch: one block.
+    assert_eq!(count(TREE_OBSERVATION_BLOCKS), Some(1));
     assert_eq!(count(TREE_FINDINGS), Some(1));
     // Referring trees come before what they refer to.
     let pos = |name: &str| summary.trees.iter().position(|(n, _)| n == name).unwrap();
-    assert!(pos(TREE_SHARDS) < pos(TREE_OBSERVATIONS) && pos(TREE_BASELINES) < pos(TREE_BASELINE_BLOCKS));
+    assert!(pos(TREE_SHARDS) < pos(TREE_OBSERVATION_BLOCKS) && pos(TREE_BASELINES) < pos(TREE_BASELINE_BLOCKS));
     assert!(pos(TREE_OUTBOX) < pos(TREE_FINDINGS) && pos(TREE_TICKETS) < pos(TREE_FINDINGS));
     assert_eq!(verify_backup(std::fs::File::open(&file).unwrap()).unwrap(), summary);
 
