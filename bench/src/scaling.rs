@@ -2,8 +2,13 @@
 //! in the lab with added latency (issue #5: 4 agents at least 3x faster than 1).
 //!
 //! The lab has four scanner namespaces and a control namespace; the target
-//! namespace delays everything it sends by [`DELAY`] (`tc qdisc ... netem` on
-//! its interface), so every answer takes a wide-area round trip. For each
+//! namespace delays everything it sends by [`DELAY`], so every answer takes a
+//! wide-area round trip: with `tc qdisc ... netem` on its interface where the
+//! kernel has netem, otherwise through the lab's delay line (a TUN device and
+//! a user-space process, `vantage_tests::lab::delay`). The added round trip
+//! is measured, not assumed: the median of [`RTT_PROBES`] TCP connects from
+//! the first scanner to an open port, before and after the delay is added;
+//! below [`DELAY`], the figure fails. For each
 //! agent count a fresh TLS fleet is started ([`Fleet::start`]): a coordinator
 //! in the control namespace serving shards of [`SHARD_PROBES`] probes, and
 //! that many agents, all enrolled for region [`REGION`], each in its own
@@ -19,13 +24,15 @@
 //! 4-agent figure when it is less than 3x faster than 1 agent.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddrV4;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
 use vantage_tests::fleet::{Fleet, FleetSpec};
-use vantage_tests::lab::{HostKind, Lab, LabSpec, PortRange, Truth, net};
+use vantage_tests::lab::delay::median_connect;
+use vantage_tests::lab::{DelayLine, HostKind, Lab, LabSpec, PortRange, Truth, net};
 use vantage_tests::proc::run as run_limited;
 
 use crate::checks::Figure;
@@ -41,7 +48,11 @@ const PORTS: PortRange = PortRange { first: 1, last: 2000 };
 const OPEN: u32 = 8;
 const FILTERED: u32 = 2;
 /// One-way delay added to everything the targets send.
-const DELAY: &str = "50ms";
+const DELAY: Duration = Duration::from_millis(50);
+/// Sequential TCP connects whose median is the measured round trip.
+const RTT_PROBES: usize = 20;
+/// Longest one of those connects may take.
+const RTT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `vantage scan --rate`: probes per second per agent.
 const RATE: u32 = 1000;
 /// `vantage serve --shard-probes`: 64 shards, 16 for each of 4 agents.
@@ -81,19 +92,38 @@ pub fn run(prefix: &str, runs: u32, seed: u64) -> anyhow::Result<Vec<Figure>> {
         ..LabSpec::new(&format!("{prefix}-scale"))
     };
     let lab = Lab::up(&spec).context("building the scaling lab")?;
-    let delay = add_delay(&spec.ns_targets());
     let truth = lab.truth().clone();
-    let mut figures = vec![Figure {
-        name: "scaling: lab".into(),
-        value: format!(
-            "{HOSTS} hosts x ports {PORTS} = {} probes ({} open, {} filtered), connect, --rate {RATE} per agent, \
-             --shard-probes {SHARD_PROBES}; added latency: {delay}",
-            truth.probes(),
-            truth.expected_open().len(),
-            filtered(&truth),
-        ),
-        failed: false,
-    }];
+    let probe = rtt_probe(&truth)?;
+    let before =
+        median_connect(&spec.ns_scanner(), probe, RTT_PROBES, RTT_TIMEOUT).context("round trip without delay")?;
+    let latency = add_delay(&spec);
+    let after = median_connect(&spec.ns_scanner(), probe, RTT_PROBES, RTT_TIMEOUT).context("round trip with delay")?;
+    let mut figures = vec![
+        Figure {
+            name: "scaling: lab".into(),
+            value: format!(
+                "{HOSTS} hosts x ports {PORTS} = {} probes ({} open, {} filtered), connect, --rate {RATE} per agent, \
+                 --shard-probes {SHARD_PROBES}; added latency: {}",
+                truth.probes(),
+                truth.expected_open().len(),
+                filtered(&truth),
+                latency.describe(),
+            ),
+            failed: matches!(latency, Latency::None(_)),
+        },
+        Figure {
+            name: "scaling: measured round trip".into(),
+            value: format!(
+                "median TCP connect from {} to {probe} ({RTT_PROBES} connects): {:.2} ms before, {:.2} ms with the \
+                 delay{}",
+                spec.ns_scanner(),
+                ms(before),
+                ms(after),
+                if after < DELAY { format!("; below the delay ({} ms)", ms(DELAY)) } else { String::new() }
+            ),
+            failed: after < DELAY,
+        },
+    ];
     let mut rows = Vec::new();
     for run in 1..=runs {
         for agents in AGENTS {
@@ -117,22 +147,83 @@ pub fn run(prefix: &str, runs: u32, seed: u64) -> anyhow::Result<Vec<Figure>> {
     figures.extend(rows.iter().map(|r| figure(r, &rows)));
     figures.extend(summary(&rows));
     print_table(&rows);
+    if let Latency::Line(line) = latency {
+        figures.push(line_figure(line.stop().context("stopping the delay line")?));
+    }
     lab.down().context("tearing the scaling lab down")?;
     Ok(figures)
 }
 
-/// Delays everything the target namespace sends by [`DELAY`] (netem on its
-/// interface). Some kernels are built without netem (`CONFIG_NET_SCH_NETEM`):
-/// then the scans run without added latency, and the figures say so.
-fn add_delay(ns: &str) -> String {
-    let tc = |args: &[&str]| net::run(Command::new("ip").args(["netns", "exec", ns, "tc"]).args(args));
-    match tc(&["qdisc", "add", "dev", net::TARGET_IF, "root", "netem", "delay", DELAY, "limit", "100000"]) {
-        Ok(_) => match tc(&["qdisc", "show", "dev", net::TARGET_IF]) {
-            Ok(shown) => format!("targets' qdisc: {}", shown.trim()),
-            Err(e) => format!("netem {DELAY} added, but `tc qdisc show` failed: {e}"),
-        },
-        Err(e) => format!("NONE, netem is not available here ({e})"),
+/// How the targets' answers were delayed.
+enum Latency {
+    /// `tc qdisc show` of the targets' interface.
+    Netem(String),
+    /// The lab's delay line (stopped after the scans, for its counters).
+    Line(DelayLine),
+    /// Why neither worked.
+    None(String),
+}
+
+impl Latency {
+    fn describe(&self) -> String {
+        match self {
+            Latency::Netem(qdisc) => format!("netem, targets' qdisc: {qdisc}"),
+            Latency::Line(line) => format!(
+                "the lab's delay line (TUN device, no netem in this kernel), {} one way on the targets' answers",
+                humantime::format_duration(line.delay())
+            ),
+            Latency::None(why) => format!("NONE ({why})"),
+        }
     }
+}
+
+/// Delays everything the target namespace sends by [`DELAY`]: netem on its
+/// interface where the kernel has it (`CONFIG_NET_SCH_NETEM`), otherwise the
+/// lab's delay line.
+fn add_delay(spec: &LabSpec) -> Latency {
+    let ns = spec.ns_targets();
+    let tc = |args: &[&str]| net::run(Command::new("ip").args(["netns", "exec", &ns, "tc"]).args(args));
+    let delay = humantime::format_duration(DELAY).to_string();
+    let netem = match tc(&["qdisc", "add", "dev", net::TARGET_IF, "root", "netem", "delay", &delay, "limit", "100000"])
+    {
+        Ok(_) => {
+            return Latency::Netem(tc(&["qdisc", "show", "dev", net::TARGET_IF]).unwrap_or_default().trim().into());
+        }
+        Err(e) => e,
+    };
+    match DelayLine::start(spec, DELAY) {
+        Ok(line) => Latency::Line(line),
+        Err(e) => Latency::None(format!("no netem ({netem}), and the delay line failed: {e}")),
+    }
+}
+
+/// The first open port of the lab: where the round trip is measured.
+fn rtt_probe(truth: &Truth) -> anyhow::Result<SocketAddrV4> {
+    let host = truth.of_kind(HostKind::Live).find(|h| !h.open.is_empty()).context("the lab has no open port")?;
+    Ok(SocketAddrV4::new(host.addr, *host.open.first().expect("not empty")))
+}
+
+/// The delay line's counters after all scans: a packet it dropped or could
+/// not write back was an answer lost on the delayed path.
+fn line_figure(stats: vantage_tests::lab::DelayStats) -> Figure {
+    Figure {
+        name: "scaling: delay line".into(),
+        value: format!(
+            "{} packets ({} bytes) forwarded, {} dropped (queue full), {} not written back, at most {} held, \
+             latest {:.2} ms after its due time",
+            stats.forwarded,
+            stats.bytes,
+            stats.dropped,
+            stats.send_errors,
+            stats.max_queued,
+            stats.max_late_us as f64 / 1000.0
+        ),
+        failed: stats.dropped > 0 || stats.send_errors > 0,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn filtered(truth: &Truth) -> usize {

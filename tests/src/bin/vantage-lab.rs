@@ -6,12 +6,15 @@
 //! `up` runs inside the target namespace. `services up` and `services down`
 //! do the same for the service lab (real Debian daemons on 198.18.1.1).
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use vantage_tests::lab::delay::{self, line::LineConfig};
 use vantage_tests::lab::services::{self, ServiceLab};
-use vantage_tests::lab::{Lab, LabSpec, PortRange, Truth, serve::serve};
+use vantage_tests::lab::{Lab, LabSpec, PortRange, Truth, serve::serve, state_dir};
 
 #[derive(Debug, Parser)]
 #[command(name = "vantage-lab", about = "A network of namespaces in 198.18.0.0/15 with a known ground truth.")]
@@ -29,6 +32,18 @@ enum Cmd {
         #[arg(long)]
         name: String,
     },
+    /// Delay everything a lab's targets send to its scanners and control address,
+    /// until SIGTERM or Ctrl-C (which remove the delay again).
+    #[command(
+        long_about = "Delay everything a lab's targets send to its scanners and control address.\n\n\
+                      Creates a TUN device (dl0) in the target namespace, routes the targets' answers \
+                      into it, and writes each packet back after --delay: a wide-area round trip \
+                      where the kernel has no netem. Runs in the foreground until SIGTERM or Ctrl-C, \
+                      which remove the device and its routes; `vantage-lab down` removes them too.",
+        after_help = "Example:\n  vantage-lab up --name demo\n  vantage-lab delay --name demo --delay 50ms &\n  \
+                      ip netns exec vl-demo-scan nc -zv 198.18.1.0 <open port>   # takes 50 ms more"
+    )]
+    Delay(DelayArgs),
     /// The service lab: real Debian daemons on their standard and odd ports.
     Services {
         #[command(subcommand)]
@@ -66,6 +81,25 @@ enum ServicesCmd {
     },
     /// The ports a service lab serves: daemon, port, service, package and installed version.
     List,
+}
+
+#[derive(Debug, clap::Args)]
+struct DelayArgs {
+    /// Lab name: the line runs in vl-<name>-t.
+    #[arg(long)]
+    name: String,
+    /// Added to each packet, one way (humantime: 50ms, 1s).
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    delay: Duration,
+    /// Packets held at most; more are dropped and counted.
+    #[arg(long, default_value_t = NonZeroUsize::new(delay::DEFAULT_QUEUE).expect("a queue holds packets"))]
+    queue: NonZeroUsize,
+    /// Where the counters go (JSON, rewritten every 200 ms) [default: the lab's state dir, delay.json].
+    #[arg(long)]
+    stats: Option<PathBuf>,
+    /// Written once the delayed path is in place.
+    #[arg(long)]
+    ready: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +156,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Up(args) => up(args),
         Cmd::Down { name } => Ok(Lab::teardown(&LabSpec::new(&name))?),
         Cmd::Services { command } => services_cmd(command),
+        Cmd::Delay(args) => {
+            let stats = args.stats.unwrap_or_else(|| state_dir(&args.name).join("delay.json"));
+            let cfg =
+                LineConfig { lab: args.name, delay: args.delay, queue: args.queue.get(), stats, ready: args.ready };
+            let stats = delay::line::run(&cfg)?;
+            eprintln!("delay line stopped: {}", serde_json::to_string(&stats)?);
+            Ok(())
+        }
         Cmd::Serve { truth, ready } => {
             let truth = Truth::load(&truth)?;
             let ready = ready.unwrap_or_else(|| std::env::temp_dir().join(format!("vantage-lab-{}.ready", truth.name)));

@@ -12,10 +12,13 @@
 //! * [`net`]: namespaces, bridge, veths, addresses; running code inside a namespace.
 //! * [`nft`]: filtered ports, the drop-all host and the tarpit as nftables rules.
 //! * [`serve`]: the listeners (`vantage-lab serve`).
+//! * [`delay`]: a delayed path through a TUN device and a user-space delay
+//!   line (`vantage-lab delay`), where the kernel has no netem.
 //! * [`services`]: the service lab, one host of real Debian daemons
 //!   (`vantage-lab services`), for service and version detection.
 //! * [`require`]: whether this machine can build a lab at all.
 
+pub mod delay;
 pub mod net;
 pub mod nft;
 mod require;
@@ -29,6 +32,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use delay::{DelayLine, DelayStats};
 pub use require::{check, require};
 pub use services::{LabService, Proto, ServiceLab, installed_version};
 pub use spec::{CONTROL_ADDR, LabSpec, PortRange};
