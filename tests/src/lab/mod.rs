@@ -28,7 +28,7 @@ pub mod spec;
 pub mod truth;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,9 +96,6 @@ impl Lab {
     fn start_listeners(&mut self) -> Result<(), LabError> {
         let ready = self.dir.join("ready");
         let log_path = self.dir.join("serve.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| LabError::io(format!("creating {}", log_path.display()), e))?;
-        let log2 = log.try_clone().map_err(|e| LabError::io("duplicating the log", e))?;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.spec.ns_targets()])
             .arg(server_program())
@@ -106,13 +103,8 @@ impl Lab {
             .arg("--truth")
             .arg(self.truth_path())
             .arg("--ready")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        // Its own process group: a Ctrl-C meant for `vantage-lab up` does not reach it.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|e| LabError::io("starting the listeners", e))?;
+            .arg(&ready);
+        let child = spawn_logged(cmd, &log_path, "starting the listeners")?;
         std::fs::write(self.dir.join("serve.pid"), child.id().to_string())
             .map_err(|e| LabError::io("writing serve.pid", e))?;
         let child = self.serve.insert(child);
@@ -224,6 +216,18 @@ impl Drop for Lab {
 /// Where a lab keeps its truth, rules and listener log while it runs.
 pub fn state_dir(name: &str) -> PathBuf {
     std::env::temp_dir().join("vantage-lab").join(name)
+}
+
+/// Starts a lab process in the background: its output goes to `log_path`,
+/// and it runs in its own process group, so a Ctrl-C meant for the caller
+/// does not reach it (the caller stops it by PID).
+fn spawn_logged(mut cmd: Command, log_path: &Path, what: &str) -> Result<Child, LabError> {
+    let log =
+        std::fs::File::create(log_path).map_err(|e| LabError::io(format!("creating {}", log_path.display()), e))?;
+    let log2 = log.try_clone().map_err(|e| LabError::io("duplicating the log", e))?;
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.spawn().map_err(|e| LabError::io(what, e))
 }
 
 /// The `vantage-lab` binary that runs the listeners: this process if it is

@@ -26,7 +26,7 @@ pub mod line;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -147,9 +147,6 @@ impl DelayLine {
         let dir = state_dir(&spec.name);
         let (ready, stats, log_path) = (dir.join("delay.ready"), dir.join("delay.json"), dir.join("delay.log"));
         let _ = std::fs::remove_file(&ready);
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| LabError::io(format!("creating {}", log_path.display()), e))?;
-        let log2 = log.try_clone().map_err(|e| LabError::io("duplicating the log", e))?;
         let mut cmd = Command::new(super::server_program());
         cmd.args(["delay", "--name", &spec.name])
             .arg("--delay")
@@ -157,13 +154,8 @@ impl DelayLine {
             .arg("--stats")
             .arg(&stats)
             .arg("--ready")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        // Its own process group: a Ctrl-C meant for the caller does not reach it.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|e| LabError::io("starting the delay line", e))?;
+            .arg(&ready);
+        let child = super::spawn_logged(cmd, &log_path, "starting the delay line")?;
         let mut line = DelayLine { spec: spec.clone(), delay, stats, child: Some(child) };
         let deadline = Instant::now() + READY_LIMIT;
         while !ready.exists() {
