@@ -34,7 +34,7 @@ use vantage_shared::{LeaseKey, Observation, TargetSet};
 
 use super::{ShardRecord, Store, StoreError, keys};
 
-/// The shard of blocks written without one ([`Store::put_observations`]).
+/// The shard of blocks written without one (`Store::put_observations`, in tests).
 const LOOSE_SHARD: u64 = u64::MAX;
 
 /// One batch of observations, encoded for [`Store::commit_observations`].
