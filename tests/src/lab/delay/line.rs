@@ -4,9 +4,10 @@
 //! for every packet, so one FIFO keeps their order. The queue is bounded: a
 //! full queue drops the packet and counts it, as a router would.
 //!
-//! The main thread only waits for SIGTERM or SIGINT (blocked in every
-//! thread, taken with `sigtimedwait`), writing the counters every
-//! [`STATS_EVERY`]; on a signal it removes the path before it exits.
+//! The main thread only waits for SIGTERM or SIGINT (tokio's signal
+//! streams, registered before anything is installed, so neither kills the
+//! process half-way), writing the counters every [`STATS_EVERY`]; on a
+//! signal it removes the path before it exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tun_rs::{DeviceBuilder, SyncDevice};
 
 use super::{DELAY_IF, DelayStats, create_device, install, remove};
@@ -78,7 +80,11 @@ pub fn run(cfg: &LineConfig) -> Result<DelayStats, LabError> {
     if cfg.queue == 0 {
         return Err(LabError::Spec("the delay line's queue must hold at least one packet".into()));
     }
-    let signals = block_signals()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LabError::io("starting the signal runtime", e))?;
+    let mut signals = runtime.block_on(async { Signals::register() })?;
     let spec = LabSpec::new(&cfg.lab);
     let ns = spec.ns_targets();
     // This thread, and the threads it starts, live in the target namespace:
@@ -88,7 +94,7 @@ pub fn run(cfg: &LineConfig) -> Result<DelayStats, LabError> {
     std::fs::create_dir_all(&dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
     remove(&spec)?;
     create_device(&ns)?;
-    let result = serve(cfg, &spec, &dir, &signals);
+    let result = serve(cfg, &spec, &dir, &runtime, &mut signals);
     let removed = remove(&spec);
     let stats = result?;
     removed?;
@@ -97,7 +103,13 @@ pub fn run(cfg: &LineConfig) -> Result<DelayStats, LabError> {
 }
 
 /// Opens the device, installs the path, starts the threads and waits for a signal.
-fn serve(cfg: &LineConfig, spec: &LabSpec, dir: &Path, signals: &libc::sigset_t) -> Result<DelayStats, LabError> {
+fn serve(
+    cfg: &LineConfig,
+    spec: &LabSpec,
+    dir: &Path,
+    runtime: &tokio::runtime::Runtime,
+    signals: &mut Signals,
+) -> Result<DelayStats, LabError> {
     let device = DeviceBuilder::new()
         .name(DELAY_IF)
         .build_sync()
@@ -123,9 +135,15 @@ fn serve(cfg: &LineConfig, spec: &LabSpec, dir: &Path, signals: &libc::sigset_t)
         spec.ns_targets(),
         humantime::format_duration(cfg.delay)
     );
-    while !wait_signal(signals, STATS_EVERY)? {
-        write_stats(&cfg.stats, &counters.snapshot())?;
-    }
+    runtime.block_on(async {
+        loop {
+            tokio::select! {
+                _ = signals.term.recv() => return Ok(()),
+                _ = signals.int.recv() => return Ok(()),
+                _ = tokio::time::sleep(STATS_EVERY) => write_stats(&cfg.stats, &counters.snapshot())?,
+            }
+        }
+    })?;
     Ok(counters.snapshot())
 }
 
@@ -173,34 +191,17 @@ fn write_loop(device: &SyncDevice, rx: &Receiver<Held>, counters: &Counters) {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in this thread and every thread it starts, so
-/// that only [`wait_signal`] takes them.
-fn block_signals() -> Result<libc::sigset_t, LabError> {
-    // SAFETY: sigemptyset/sigaddset fill a set we own; pthread_sigmask changes only this thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(LabError::io("blocking SIGTERM and SIGINT", std::io::Error::from_raw_os_error(rc)));
-        }
-        Ok(set)
-    }
+/// SIGTERM and SIGINT, taken over from their default (ending the process).
+struct Signals {
+    term: Signal,
+    int: Signal,
 }
 
-/// Whether SIGTERM or SIGINT arrived within `wait`.
-fn wait_signal(set: &libc::sigset_t, wait: Duration) -> Result<bool, LabError> {
-    let timeout = libc::timespec { tv_sec: wait.as_secs() as libc::time_t, tv_nsec: wait.subsec_nanos().into() };
-    // SAFETY: the set is initialised and blocked; the info pointer may be null.
-    let rc = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
-    if rc > 0 {
-        return Ok(true);
-    }
-    match std::io::Error::last_os_error() {
-        e if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => Ok(false),
-        e => Err(LabError::io("waiting for a signal", e)),
+impl Signals {
+    /// Must run inside the runtime that will wait for them.
+    fn register() -> Result<Signals, LabError> {
+        let take = |kind: SignalKind| signal(kind).map_err(|e| LabError::io("handling SIGTERM and SIGINT", e));
+        Ok(Signals { term: take(SignalKind::terminate())?, int: take(SignalKind::interrupt())? })
     }
 }
 
