@@ -243,14 +243,13 @@ fn load_shard(
     prefix: &[u8; 16],
     epoch: Option<u64>,
 ) -> Result<Vec<(Vec<u8>, Observation)>, StoreError> {
+    let mut prefix = prefix.to_vec();
+    if let Some(epoch) = epoch {
+        prefix.extend_from_slice(&epoch.to_be_bytes());
+    }
     let mut items = Vec::new();
     for kv in blocks.scan_prefix(prefix) {
-        let (k, v) = kv?;
-        let block_epoch = k.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
-        if epoch.is_some() && block_epoch != epoch {
-            continue;
-        }
-        items.extend(decode_block(&v)?.into_iter().map(|o| (order_key(&o), o)));
+        items.extend(decode_block(&kv?.1)?.into_iter().map(|o| (order_key(&o), o)));
     }
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out: Vec<(Vec<u8>, Observation)> = Vec::with_capacity(items.len());
